@@ -1,0 +1,98 @@
+"""Checkpoints: weights in safetensors with the model's config embedded, plus a readable config.json.
+
+A run directory holds ``model.safetensors`` (weights; its metadata carries the config, so the file
+alone rebuilds the model), ``config.json`` (the same config, metrics and training arguments), and
+``trainer_state.pt`` (optimizer and progress, for ``--resume``). Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from jointcodec.errors import CheckpointError
+from jointcodec.models import JointModel, create_model, preset_from_dict
+from jointcodec.utils import atomic_write, atomic_write_json
+
+FORMAT = "jointcodec-checkpoint"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+TRAINER_STATE = "trainer_state.pt"
+CONFIG_METADATA_KEY = "jointcodec_config"
+
+
+def model_config(model: JointModel, preset: dict, classes: list[str], dataset: str, **extra) -> dict:
+    return {"format": FORMAT, "version": FORMAT_VERSION, "preset": preset, "levels": model.levels,
+            "num_classes": len(classes), "classes": list(classes), "dataset": dataset,
+            "centers": model.quantizer.centers.detach().tolist(), **extra}
+
+
+def save_model(run_dir: str | Path, model: JointModel, config: dict) -> None:
+    run_dir = Path(run_dir)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {CONFIG_METADATA_KEY: json.dumps(config)}
+    atomic_write(run_dir / WEIGHTS, lambda tmp: save_file(state, tmp, metadata=metadata))
+    atomic_write_json(run_dir / CONFIG, config)
+
+
+def resolve_weights(path: str | Path) -> Path:
+    """A run directory, a weights file, or the name of a shipped model -> the weights file."""
+    from jointcodec import zoo
+
+    if isinstance(path, str) and path in zoo.MODELS:
+        return zoo.weights_path(path)
+    path = Path(path)
+    if path.is_dir():
+        path = path / WEIGHTS
+    if not path.is_file():
+        shipped = ", ".join(sorted(zoo.MODELS))
+        raise CheckpointError(f"no checkpoint at {path} (give a run directory, a .safetensors file, "
+                              f"or a shipped model: {shipped})")
+    return path
+
+
+def read_config(weights: Path) -> dict:
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            raw = (f.metadata() or {}).get(CONFIG_METADATA_KEY)
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{weights} is not a readable safetensors file: {err}") from err
+    if raw is None:
+        raise CheckpointError(f"{weights} carries no jointcodec config; was it written by jointcodec?")
+    config = json.loads(raw)
+    if config.get("format") != FORMAT or config.get("version") != FORMAT_VERSION:
+        raise CheckpointError(f"{weights}: unsupported checkpoint format {config.get('format')} "
+                              f"v{config.get('version')} (this jointcodec reads {FORMAT} v{FORMAT_VERSION})")
+    return config
+
+
+def load_model(path: str | Path, map_location: str = "cpu") -> tuple[JointModel, dict]:
+    """Rebuild a JointModel from a checkpoint; returns the model (eval mode) and its config."""
+    weights = resolve_weights(path)
+    config = read_config(weights)
+    model = create_model(preset_from_dict(config["preset"]), config["levels"], config["num_classes"])
+    try:
+        state = load_file(str(weights), device=map_location)
+        model.load_state_dict(state)
+    except (SafetensorError, RuntimeError) as err:
+        raise CheckpointError(f"{weights} does not fit its preset {config['preset']['name']}: {err}") from err
+    return model.eval(), config
+
+
+def save_trainer_state(run_dir: str | Path, state: dict) -> None:
+    atomic_write(Path(run_dir) / TRAINER_STATE, lambda tmp: torch.save(state, tmp))
+
+
+def load_trainer_state(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / TRAINER_STATE
+    if not path.is_file():
+        raise CheckpointError(f"cannot resume: {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged pickle
+        raise CheckpointError(f"cannot resume from {path}: {err}") from err

@@ -1,0 +1,147 @@
+"""The ``jointcodec`` command line: train, evaluate, presets."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from jointcodec import __version__
+from jointcodec.errors import JointCodecError
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one clear line on stderr (exit 2), not a usage dump."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def add_train(sub) -> None:
+    from jointcodec.training import TrainConfig
+
+    d = TrainConfig()
+    p = sub.add_parser("train", help="train a joint codec + classifier at a target rate")
+    p.add_argument("--preset", default=d.preset, help="model preset (see `jointcodec presets`)")
+    p.add_argument("--dataset", default=d.dataset, help="cifar10, cifar100, or imagefolder:PATH")
+    p.add_argument("--levels", type=int, default=d.levels, help="quantizer centers L (>= 2)")
+    p.add_argument("--target-bpp", type=float, default=d.target_bpp, help="rate target in bits per input pixel")
+    p.add_argument("--beta", type=float, default=d.beta, help="weight of the rate penalty")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--val-size", type=int, default=d.val_size, help="images carved from train for validation")
+    p.add_argument("--train-subset", type=int, default=0, help="use only the first N training images")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
+    p.add_argument("--precision", default=d.precision,
+                   help="auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, 16-mixed")
+    p.add_argument("--devices", type=int, default=d.devices, help="data-parallel processes (DDP via Fabric)")
+    p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
+    p.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
+    p.add_argument("--out", default=d.out, help="run directory for checkpoints and logs")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    p.add_argument("--no-test", dest="test_at_end", action="store_false", help="skip the final test evaluation")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.set_defaults(run=run_train)
+
+
+def run_train(args) -> int:
+    from jointcodec.training import TrainConfig, train
+
+    fields = TrainConfig.__dataclass_fields__
+    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    train(config)
+    return 0
+
+
+def add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy and rate of a trained model on a data split")
+    p.add_argument("--checkpoint", default="default",
+                   help="run directory, .safetensors file, or shipped model name (default: %(default)s)")
+    p.add_argument("--dataset", default=None, help="data set (default: the one the model was trained on)")
+    p.add_argument("--split", default="test", choices=["train", "test"])
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images")
+    p.add_argument("--batch-size", type=int, default=500)
+    p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
+    p.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
+    p.add_argument("--json", default=None, help="write the results as JSON to this file")
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args) -> int:
+    from jointcodec.checkpoint import load_model
+    from jointcodec.data import load_split
+    from jointcodec.errors import ConfigError
+    from jointcodec.evaluation import evaluate_model
+    from jointcodec.utils import atomic_write_json
+
+    model, config = load_model(args.checkpoint)
+    dataset = args.dataset or config["dataset"]
+    data = load_split(dataset, args.split, args.data_dir, args.download, config["preset"]["image_size"])
+    if len(data.classes) != config["num_classes"]:
+        raise ConfigError(f"the model predicts {config['num_classes']} classes but {dataset} has "
+                          f"{len(data.classes)}; evaluate it on the data set it was trained for "
+                          f"({config['dataset']})")
+    if args.limit:
+        data = data.subset(slice(0, args.limit))
+    result = evaluate_model(model, data, args.batch_size, progress=args.progress)
+    result.update(checkpoint=str(args.checkpoint), preset=config["preset"]["name"])
+    print(format_summary(result))
+    if args.json:
+        atomic_write_json(args.json, result)
+        print(f"wrote {args.json}")
+    return 0
+
+
+def format_summary(r: dict) -> str:
+    shape = "x".join(map(str, r["latent_shape"]))
+    return "\n".join([
+        f"{r['preset']} (L={r['levels']}) on {r['dataset']}:{r['split']}, {r['n_images']} images",
+        f"  top-1 {r['top1']:.2f}%   top-5 {r['top5']:.2f}%",
+        f"  rate  {r['bpp_estimated']:.4f} bpp estimated by the context model "
+        f"({r['bits_per_image_estimated']:.1f} bits per image)",
+        f"  latent {shape} symbols, L={r['levels']}",
+        f"  encoder    {r['encoder_params']:,} parameters, {r['encoder_macs']:,} MACs per image",
+        f"  classifier {r['classifier_params']:,} parameters, {r['classifier_macs']:,} MACs per image",
+    ])
+
+
+def add_presets(sub) -> None:
+    p = sub.add_parser("presets", help="list the model presets")
+    p.set_defaults(run=run_presets)
+
+
+def run_presets(args) -> int:
+    from jointcodec.models import PRESETS
+
+    for name, preset in PRESETS.items():
+        print(f"{name:14s} {json.dumps(preset.to_dict())}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="jointcodec", description="Compress images for machines.")
+    parser.add_argument("--version", action="version", version=f"jointcodec {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    for add in (add_train, add_evaluate, add_presets):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except JointCodecError as err:
+        print(f"jointcodec: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("jointcodec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

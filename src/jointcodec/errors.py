@@ -1,0 +1,17 @@
+"""The project's own error types: everything a user can cause ends in one of these, with a clear message."""
+
+
+class JointCodecError(Exception):
+    """Base class for every error jointcodec raises on bad input; the CLI prints it as one line."""
+
+
+class DataError(JointCodecError):
+    """A data set is missing, unreadable or not in a layout jointcodec understands."""
+
+
+class CheckpointError(JointCodecError):
+    """A checkpoint or shipped model is missing, corrupt, or does not fit the requested model."""
+
+
+class ConfigError(JointCodecError):
+    """An option or preset value is invalid."""

@@ -1,0 +1,89 @@
+"""Named presets (timm-style): a preset is plain data; ``create_model`` builds it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from torch import nn
+
+from jointcodec.errors import ConfigError
+from jointcodec.models.classifiers import LatentResNet
+from jointcodec.models.context import ContextModel3D
+from jointcodec.models.encoders import CifarEncoder, ImageNetEncoder
+from jointcodec.models.joint import JointModel
+from jointcodec.models.quantizer import LearnedQuantizer
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Everything needed to rebuild a model; saved verbatim in every checkpoint's config."""
+
+    name: str
+    encoder: str  # key into ENCODERS
+    encoder_args: dict = field(default_factory=dict)
+    classifier_args: dict = field(default_factory=dict)
+    context_args: dict = field(default_factory=dict)
+    image_size: int = 32
+    sigma: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+ENCODERS: dict[str, Callable[..., nn.Module]] = {"cifar": CifarEncoder, "imagenet": ImageNetEncoder}
+
+PRESETS: dict[str, Preset] = {}
+
+
+def register(preset: Preset) -> Preset:
+    PRESETS[preset.name] = preset
+    return preset
+
+
+CIFAR_CLASSIFIER = {"widths": (128, 256), "blocks": (1, 1)}
+CIFAR_CONTEXT = {"width": 16, "layers": 3}
+# AE-V1 style: one residual block at 16x16 (48 channels), 16 x 8 x 8 latent.
+register(Preset("cifar-v1", "cifar",
+                encoder_args={"stem": 24, "width": 48, "blocks": 1, "latent_channels": 16},
+                classifier_args=CIFAR_CLASSIFIER, context_args=CIFAR_CONTEXT))
+# AE-V2 style: wider, and a 3x3 (96) + 1x1 bottleneck before the latent.
+register(Preset("cifar-v2", "cifar",
+                encoder_args={"stem": 32, "width": 64, "blocks": 1, "latent_channels": 16, "bottleneck": 96},
+                classifier_args=CIFAR_CLASSIFIER, context_args=CIFAR_CONTEXT))
+# The paper's ImageNet encoders (BRIEF.md section 1), latent 32 x (H/8) x (W/8).
+register(Preset("imagenet-v3", "imagenet", encoder_args={"latent_channels": 32},
+                classifier_args={"widths": (256, 512), "blocks": (2, 2)}, image_size=224))
+register(Preset("imagenet-v4", "imagenet", encoder_args={"latent_channels": 32, "block_channels": 128},
+                classifier_args={"widths": (256, 512), "blocks": (2, 2)}, image_size=224))
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+    return PRESETS[name]
+
+
+def preset_from_dict(data: dict) -> Preset:
+    """Rebuild a Preset saved by ``Preset.to_dict`` (lists back to tuples)."""
+    def tuples(d: dict) -> dict:
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+    return Preset(**{k: tuples(v) if isinstance(v, dict) else v for k, v in data.items()})
+
+
+def create_model(preset: Preset | str, levels: int, num_classes: int) -> JointModel:
+    """Build a JointModel from a preset (or its name) for ``levels`` quantizer centers."""
+    if isinstance(preset, str):
+        preset = get_preset(preset)
+    if levels < 2:
+        raise ConfigError(f"--levels must be at least 2, got {levels}")
+    if num_classes < 2:
+        raise ConfigError(f"need at least 2 classes, got {num_classes}")
+    encoder = ENCODERS[preset.encoder](**preset.encoder_args)
+    latent_channels = preset.encoder_args["latent_channels"]
+    return JointModel(
+        encoder=encoder,
+        quantizer=LearnedQuantizer(levels, sigma=preset.sigma),
+        context=ContextModel3D(levels, **preset.context_args),
+        classifier=LatentResNet(latent_channels, num_classes, **preset.classifier_args),
+    )
