@@ -64,7 +64,12 @@ def read_config(weights: Path) -> dict:
         raise CheckpointError(f"{weights} is not a readable safetensors file: {err}") from err
     if raw is None:
         raise CheckpointError(f"{weights} carries no jointcodec config; was it written by jointcodec?")
-    config = json.loads(raw)
+    try:
+        config = json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{weights} carries a damaged jointcodec config: {err}") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{weights} carries a damaged jointcodec config (not a JSON object)")
     if config.get("format") != FORMAT or config.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{weights}: unsupported checkpoint format {config.get('format')} "
                               f"v{config.get('version')} (this jointcodec reads {FORMAT} v{FORMAT_VERSION})")

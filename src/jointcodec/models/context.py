@@ -10,6 +10,10 @@ come earlier in that order, so every kernel is masked:
 Receptive field: with ``layers`` masked 3x3x3 convolutions, a symbol sees at most ``layers`` steps back
 in each of channel, row and column (a causal box of (layers+1) x (2*layers+1) x (2*layers+1) minus the
 future). With the defaults (4 layers) that is up to 4 previous channels and a 9x9 spatial window.
+
+``ChannelContextModel`` is the parallel-decodable alternative (preset ``context_args={"kind": "channel"}``):
+the same network with masks that let a symbol see only *earlier channels*, so a whole channel plane is
+decoded in one step (16 steps for a 16 x 8 x 8 latent instead of one per symbol).
 """
 
 from __future__ import annotations
@@ -36,28 +40,43 @@ def causal_mask(kernel: int, include_centre: bool) -> torch.Tensor:
 class MaskedConv3d(nn.Conv3d):
     """A 3D convolution whose kernel only sees the past of the coding order.
 
-    Depth is the channel axis of the latent, so with a kernel of depth 3 the taps at depth +1 are
-    always masked out. The remaining two depth slices are computed as one 2D convolution over the
-    (previous channel, current channel) pair: conv2d is several times faster than conv3d on CPU,
-    and the result equals a masked conv3d (tested).
+    Depth is the channel axis of the latent, so the taps at positive depth offsets are always masked
+    out. The remaining depth slices (with a kernel of depth 3: the previous and the current channel)
+    are computed as one 2D convolution over the stacked channels: conv2d is several times faster than
+    conv3d on CPU, and the result equals a masked conv3d (tested).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int, include_centre: bool) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, include_centre: bool = False,
+                 mask: torch.Tensor | None = None) -> None:
         super().__init__(in_channels, out_channels, kernel, padding=kernel // 2)
-        self.register_buffer("mask", causal_mask(kernel, include_centre), persistent=False)
+        mask = causal_mask(kernel, include_centre) if mask is None else mask.float()
+        if mask.shape != (kernel,) * 3 or mask[kernel // 2 + 1 :].any():
+            raise ValueError(f"a context mask must be ({kernel},)*3 and never see later channels")
+        self.register_buffer("mask", mask, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (N, F, D, H, W) -> (N, out, D, H, W)."""
-        n, f, depth, h, w = x.shape
-        weight = self.weight * self.mask
-        centre = self.kernel_size[0] // 2
-        taps = weight[:, :, centre - 1 : centre + 1]  # depth offsets -1 and 0 (the rest are masked)
-        weight_2d = taps.permute(0, 2, 1, 3, 4).reshape(self.out_channels, 2 * f, *taps.shape[-2:])
-        previous = F.pad(x, (0, 0, 0, 0, 1, 0))[:, :, :depth]  # the channel before, zeros for the first
-        stacked = torch.cat([previous, x], dim=1).view(n, 2, f, depth, h, w)
-        stacked = stacked.permute(0, 3, 1, 2, 4, 5).reshape(n * depth, 2 * f, h, w)
-        out = F.conv2d(stacked, weight_2d, self.bias, padding=self.padding[1:])
-        return out.view(n, depth, self.out_channels, h, w).transpose(1, 2)
+        return conv_over_past_channels(x, self.weight * self.mask, self.bias)
+
+
+def conv_over_past_channels(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """A 3D 'same' convolution whose (already masked) kernel has no taps at later depths.
+
+    x: (N, F, D, H, W), weight: (out, F, k, k, k). The depth offsets -k//2..0 are stacked into the input
+    channels of one 2D convolution. The fixed-point context model (``jointcodec.entropy``) calls this too,
+    in float64 on integer-valued tensors.
+    """
+    n, f, depth, h, w = x.shape
+    out_channels, kernel = weight.shape[0], weight.shape[-1]
+    centre = kernel // 2
+    count = centre + 1
+    taps = weight[:, :, :count]  # depth offsets -centre..0 (the later ones are masked)
+    weight_2d = taps.permute(0, 2, 1, 3, 4).reshape(out_channels, count * f, kernel, kernel)
+    padded = F.pad(x, (0, 0, 0, 0, centre, 0))  # the channels before, zeros before the first
+    stacked = torch.stack([padded[:, :, i : i + depth] for i in range(count)], dim=1)
+    stacked = stacked.permute(0, 3, 1, 2, 4, 5).reshape(n * depth, count * f, h, w)
+    out = F.conv2d(stacked, weight_2d, bias, padding=centre)
+    return out.view(n, depth, out_channels, h, w).transpose(1, 2)
 
 
 class ContextModel3D(nn.Module):
@@ -66,16 +85,25 @@ class ContextModel3D(nn.Module):
     Input: the quantized latent values (N, C, H, W). Output: logits (N, C, H, W, L).
     """
 
+    kind = "3d"  # the preset's context_args["kind"] (see models.registry.CONTEXTS)
+
     def __init__(self, levels: int, width: int = 24, layers: int = 4, kernel: int = 3) -> None:
         super().__init__()
         self.levels = levels
-        self.first = MaskedConv3d(1, width, kernel, include_centre=False)
+        self.first = MaskedConv3d(1, width, kernel, mask=self.layer_mask(kernel, first=True))
         # Residual pairs of masked convs, as in Mentzer et al.; depth sets the receptive field.
         self.hidden = nn.ModuleList(
-            MaskedConv3d(width, width, kernel, include_centre=True) for _ in range(layers - 2)
+            MaskedConv3d(width, width, kernel, mask=self.layer_mask(kernel, first=False)) for _ in range(layers - 2)
         )
-        self.last = MaskedConv3d(width, levels, kernel, include_centre=True)
+        self.last = MaskedConv3d(width, levels, kernel, mask=self.layer_mask(kernel, first=False))
         self.layers = layers
+        self.width = width
+        self.kernel = kernel
+
+    @staticmethod
+    def layer_mask(kernel: int, first: bool) -> torch.Tensor:
+        """The taps a layer may use: mask "A" for the first layer (reads symbols), "B" for the others."""
+        return causal_mask(kernel, include_centre=not first)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.first(latent.unsqueeze(1)))
@@ -93,3 +121,24 @@ class ContextModel3D(nn.Module):
         """
         log_probs = F.log_softmax(logits.float(), dim=-1)
         return -(one_hot.float() * log_probs).flatten(1).sum(1) / LN2
+
+
+class ChannelContextModel(ContextModel3D):
+    """Channel-conditional context: a symbol's distribution depends only on the channels before it.
+
+    The first layer sees all spatial taps of the previous channels and nothing of the current one; the
+    later layers also see the whole 3x3 neighbourhood in the current channel, whose activations by then
+    carry information of earlier channels only. Every symbol of a channel plane is therefore
+    conditionally independent of the others given the earlier channels, and the decoder evaluates and
+    decodes one whole plane per step. It costs some rate (no spatial context within a plane); see
+    ``docs/bitstream.md`` for the measured difference.
+    """
+
+    kind = "channel"
+
+    @staticmethod
+    def layer_mask(kernel: int, first: bool) -> torch.Tensor:
+        centre = kernel // 2
+        mask = torch.zeros((kernel,) * 3)
+        mask[: centre if first else centre + 1] = 1.0
+        return mask

@@ -52,9 +52,12 @@ class LearnedQuantizer(nn.Module):
         soft = self.soft_assignment(z)
         symbols = self.symbols(z)
         hard = nn.functional.one_hot(symbols, self.levels).to(soft.dtype)
-        # Straight-through, written as hard + (soft - soft.detach()) so the forward value is
-        # exactly the hard one (x - x == 0 in floating point; soft + (hard - soft) is not exact).
+        # Straight-through as in the paper, q = q_soft + stopgrad(q_hard - q_soft), but written as
+        # stopgrad(q_hard) + (q_soft - stopgrad(q_soft)) so the forward value is exactly the hard one
+        # (soft + (hard - soft) is not exact in floating point). Gradients reach z and the centers
+        # only through the soft assignment; a gradient through centers[symbols] lets the centers
+        # drift apart until one symbol takes almost every element.
         one_hot = hard + (soft - soft.detach())
         soft_values = (soft * self.centers).sum(-1)
-        values = self.centers[symbols] + (soft_values - soft_values.detach())
+        values = self.centers.detach()[symbols] + (soft_values - soft_values.detach())
         return Quantized(values=values, symbols=symbols, one_hot=one_hot)

@@ -77,10 +77,12 @@ class TrainConfig:
                 raise ConfigError(message)
 
 
-def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on conv/linear weights only; not on BatchNorm, biases or quantizer centers."""
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+def parameter_groups(model: JointModel, weight_decay: float) -> list[dict]:
+    """Weight decay on conv/linear weights and on the quantizer centers (an L2 pull that keeps them
+    from drifting apart, as in Mentzer et al.); none on BatchNorm parameters and biases."""
+    centers = model.quantizer.centers
+    decay = [p for p in model.parameters() if p.ndim > 1 or p is centers]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1 and p is not centers]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
@@ -118,14 +120,14 @@ def train(config: TrainConfig) -> dict:
     fabric.seed_everything(config.seed, verbose=False)
     is_main = fabric.global_rank == 0
 
-    # --- data ---
-    train_set = load_split(config.dataset, "train", config.data_dir, config.download)
+    # --- data (ImageFolder images are resized and cropped to the preset's size, as `evaluate` does) ---
+    preset = get_preset(config.preset)
+    train_set = load_split(config.dataset, "train", config.data_dir, config.download, preset.image_size)
     if config.train_subset:
         train_set = train_set.subset(slice(0, config.train_subset))
     train_set, val_set = train_val_split(train_set, config.val_size, config.seed)
 
     # --- model, optimizer, schedule ---
-    preset = get_preset(config.preset)
     if config.resume:
         model, saved = load_model(out)
         if saved["train"]["preset"] != config.preset or saved["levels"] != config.levels:
@@ -217,7 +219,7 @@ def train(config: TrainConfig) -> dict:
 
     result = {"history": history.rows, "run_dir": str(out)}
     if is_main and config.test_at_end:
-        test_set = load_split(config.dataset, "test", config.data_dir, config.download)
+        test_set = load_split(config.dataset, "test", config.data_dir, config.download, preset.image_size)
         test = evaluate_model(raw_model, test_set, EVAL_BATCH, progress=config.progress,
                               device=str(fabric.device))
         test["train_wall_clock_s"] = history.rows[-1]["elapsed_s"] if history.rows else None

@@ -1,0 +1,141 @@
+"""Training and the command line on real CIFAR-10: resume, an end-to-end run, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from jointcodec import ConfigError
+from jointcodec.checkpoint import TRAINER_STATE, WEIGHTS
+from jointcodec.training import TrainConfig, recipe, train
+
+CLI = [sys.executable, "-m", "jointcodec.cli.main"]
+EXPECTED_KEYS = {"top1", "top5", "bpp_estimated", "n_images", "encoder_params", "encoder_macs", "latent_shape",
+                 "levels", "dataset", "split"}
+
+
+class Interrupted(Exception):
+    """Stands in for a killed process."""
+
+
+def tiny_config(data_dir: Path, out: Path, **overrides) -> TrainConfig:
+    settings = dict(preset="cifar-v1", levels=2, epochs=2, batch_size=128, train_subset=512, val_size=128,
+                    device="cpu", precision="32-true", data_dir=str(data_dir), out=str(out),
+                    test_at_end=False, progress=False)
+    return TrainConfig(**{**settings, **overrides})
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_epoch(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    out = tmp_path / "run"
+    saved_epochs: list[int] = []
+    original_save = recipe.save_trainer_state
+
+    def save_then_die(run_dir, state):
+        original_save(run_dir, state)
+        saved_epochs.append(state["epoch"])
+        if state["epoch"] == 1:
+            raise Interrupted
+
+    monkeypatch.setattr(recipe, "save_trainer_state", save_then_die)
+    with pytest.raises(Interrupted):
+        train(tiny_config(data_dir, out))
+    assert saved_epochs == [1]
+    first_state = torch.load(out / TRAINER_STATE, weights_only=True)
+    assert first_state["epoch"] == 1
+    steps_per_epoch = (512 - 128) // 128
+    assert first_state["scheduler"]["last_epoch"] == steps_per_epoch
+    capsys.readouterr()
+
+    # The resumed run must start from the checkpoint, not from a fresh model.
+    def no_fresh_model(*args, **kwargs):
+        raise AssertionError("--resume built a fresh model")
+
+    monkeypatch.setattr(recipe, "create_model", no_fresh_model)
+    result = train(tiny_config(data_dir, out, resume=True))
+
+    assert saved_epochs == [1, 2]  # the second call trained epoch 2 only
+    assert [row["epoch"] for row in result["history"]] == [1, 2]
+    assert result["history"][0] == first_state["history"][0]
+    printed = capsys.readouterr().out
+    assert "epoch   2" in printed and "epoch   1" not in printed
+    state = torch.load(out / TRAINER_STATE, weights_only=True)
+    assert state["epoch"] == 2
+    assert state["scheduler"]["last_epoch"] == 2 * steps_per_epoch  # the schedule continued, not restarted
+    assert state["history"] == result["history"]
+    assert json.loads((out / "config.json").read_text())["epoch"] == 2
+    csv_lines = (out / "metrics.csv").read_text().strip().splitlines()
+    assert len(csv_lines) == 3 and csv_lines[1].startswith("1,") and csv_lines[2].startswith("2,")
+
+
+@pytest.mark.slow
+def test_resume_refuses_another_preset(data_dir: Path, tmp_path: Path) -> None:
+    train(tiny_config(data_dir, tmp_path, epochs=1, train_subset=384, val_size=0))
+    with pytest.raises(ConfigError, match="--resume"):
+        train(tiny_config(data_dir, tmp_path, epochs=2, train_subset=384, val_size=0, resume=True, levels=3))
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path, timeout: float = 150) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_train_then_evaluate_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None:
+    run, report = tmp_path / "run", tmp_path / "eval.json"
+    started = time.monotonic()
+    trained = run_cli(["train", "--preset", "cifar-v1", "--levels", "2", "--train-subset", "1024",
+                       "--val-size", "128", "--batch-size", "128", "--epochs", "1", "--device", "cpu",
+                       "--precision", "32-true", "--no-test", "--no-progress", "--out", str(run)], cli_env, tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    assert (run / WEIGHTS).is_file() and (run / "metrics.csv").is_file()
+    evaluated = run_cli(["evaluate", "--checkpoint", str(run), "--json", str(report), "--limit", "500",
+                         "--no-progress"], cli_env, tmp_path)
+    elapsed = time.monotonic() - started
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert elapsed < 120, f"train + evaluate took {elapsed:.0f} s"
+
+    result = json.loads(report.read_text())
+    assert not EXPECTED_KEYS - set(result), f"missing keys: {EXPECTED_KEYS - set(result)}"
+    assert result["n_images"] == 500
+    assert result["dataset"] == "cifar10" and result["split"] == "test"
+    assert result["levels"] == 2 and result["latent_shape"] == [16, 8, 8]
+    assert 0.0 <= result["top1"] <= result["top5"] <= 100.0
+    assert 0.0 < result["bpp_estimated"] < 2.0  # 16x8x8 binary symbols over 32x32 pixels: about 1 bpp at most
+    # The edge encoder is the cheap part: far fewer parameters and MACs than the server classifier.
+    assert 0 < 10 * result["encoder_params"] < result["classifier_params"]
+    assert 0 < 2 * result["encoder_macs"] < result["classifier_macs"]
+    assert "top-1" in evaluated.stdout and f"wrote {report}" in evaluated.stdout
+
+
+BAD_INPUTS = {  # case: (arguments, what the one line must say)
+    "unknown-flag": (["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    "unknown-preset": (["train", "--preset", "no-such-preset"], "unknown preset 'no-such-preset'"),
+    "levels-1": (["train", "--levels", "1"], "--levels must be >= 2"),
+    "missing-data": (["train", "--epochs", "1", "--device", "cpu", "--no-progress"], "cifar10 not found under"),
+    "missing-checkpoint": (["evaluate", "--checkpoint", "{tmp}/no-such-run"], "no checkpoint at"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_error_line(case: str, cli_env: dict[str, str], tmp_path: Path) -> None:
+    empty = tmp_path / "empty-data"
+    empty.mkdir()
+    env = {**cli_env, "JOINTCODEC_DATA": str(empty)}
+    args, message = BAD_INPUTS[case]
+    args = [a.format(tmp=tmp_path) for a in args]
+    if args[0] == "train":
+        args += ["--out", str(tmp_path / "run")]  # never the default run directory
+    proc = run_cli(args, env, tmp_path, timeout=60)
+
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].strip(), f"stderr was:\n{proc.stderr}"
+    assert "error" in lines[0] and message in lines[0]
+    assert not (tmp_path / "run").exists()
