@@ -68,7 +68,7 @@ class JointModel(nn.Module):
         z_rate = z[:rate_images] if rate_images else z
         if rate_grad_to_encoder != 1.0:
             z_rate = scale_gradient(z_rate, rate_grad_to_encoder)
-        q_rate = q if z_rate is z else self.quantizer(z_rate)
+        q_rate = self.quantizer(z_rate, train_centers=False)
         bits = self.context.bits(self.context(q_rate.values), q_rate.one_hot)
         pixels = images.shape[-1] * images.shape[-2]
         return JointOutput(logits=logits, bits=bits, bpp=bits / pixels, symbols=q.symbols)

@@ -35,9 +35,10 @@ class LearnedQuantizer(nn.Module):
         # Uniform in [-2, 2], as in the paper; learned from there.
         self.centers = nn.Parameter(torch.linspace(-init_range, init_range, levels))
 
-    def soft_assignment(self, z: torch.Tensor) -> torch.Tensor:
+    def soft_assignment(self, z: torch.Tensor, centers: torch.Tensor | None = None) -> torch.Tensor:
         """(N, C, H, W) -> (N, C, H, W, L) softmax over centers of -sigma * squared distance."""
-        distance = (z.float().unsqueeze(-1) - self.centers) ** 2
+        centers = self.centers if centers is None else centers
+        distance = (z.float().unsqueeze(-1) - centers) ** 2
         return torch.softmax(-self.sigma * distance, dim=-1)
 
     def symbols(self, z: torch.Tensor) -> torch.Tensor:
@@ -48,8 +49,12 @@ class LearnedQuantizer(nn.Module):
         """Center values for integer symbols, as the receiver computes them."""
         return self.centers.detach()[symbols]
 
-    def forward(self, z: torch.Tensor) -> Quantized:
-        soft = self.soft_assignment(z)
+    def forward(self, z: torch.Tensor, train_centers: bool = True) -> Quantized:
+        """Quantize ``z``. With ``train_centers=False`` no gradient reaches the centers (the rate
+        branch uses this: bits fall when one center drifts away from the data, a degenerate optimum
+        that would collapse the rate)."""
+        centers = self.centers if train_centers else self.centers.detach()
+        soft = self.soft_assignment(z, centers)
         symbols = self.symbols(z)
         hard = nn.functional.one_hot(symbols, self.levels).to(soft.dtype)
         # Straight-through as in the paper, q = q_soft + stopgrad(q_hard - q_soft), but written as
@@ -58,6 +63,6 @@ class LearnedQuantizer(nn.Module):
         # only through the soft assignment; a gradient through centers[symbols] lets the centers
         # drift apart until one symbol takes almost every element.
         one_hot = hard + (soft - soft.detach())
-        soft_values = (soft * self.centers).sum(-1)
+        soft_values = (soft * centers).sum(-1)
         values = self.centers.detach()[symbols] + (soft_values - soft_values.detach())
         return Quantized(values=values, symbols=symbols, one_hot=one_hot)
