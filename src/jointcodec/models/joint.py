@@ -55,9 +55,9 @@ class JointModel(nn.Module):
                 rate_images: int | None = None) -> JointOutput:
         """Classify and measure the estimated rate.
 
-        ``rate_grad_to_encoder`` scales the rate's gradient into the encoder (and quantizer) while
-        the context model always gets the full gradient of the bit cost: the training loop uses it so
-        that the PE keeps minimising bits even when the encoder's rate penalty is inactive.
+        ``rate_grad_to_encoder`` scales the rate's gradient into the encoder (it may be 0, or above 1)
+        while the context model always gets the plain gradient of the bit cost: the training loop
+        uses it so that the PE keeps minimising bits whether or not the encoder's penalty is on.
         ``rate_images`` runs the context model on only the first images of the batch (training uses
         it: the PE is the costliest part per MAC on CPU, and the mean rate is estimated fine from a
         subset); ``bits``/``bpp`` then cover those images only.

@@ -179,10 +179,11 @@ def train(config: TrainConfig) -> dict:
             progress = (epoch + totals["steps"] / steps_per_epoch) / RATE_RAMP_EPOCHS
             beta = config.beta * min(1.0, progress)
             encoder_weight = beta if bpp_ema > config.target_bpp else 0.0
-            encoder_share = encoder_weight / (encoder_weight + 1.0)
-            output = model(images, rate_grad_to_encoder=encoder_share, rate_images=rate_images)
+            # One rate term: the PE sees its bit cost with weight 1; the encoder sees it with weight
+            # beta while the hinge is on and 0 while it is off (its gradient is scaled on the way in).
+            output = model(images, rate_grad_to_encoder=encoder_weight, rate_images=rate_images)
             classification = F.cross_entropy(output.logits.float(), labels, label_smoothing=LABEL_SMOOTHING)
-            loss = classification + (encoder_weight + 1.0) * output.bpp.mean()
+            loss = classification + output.bpp.mean()
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(loss)
             optimizer.step()
@@ -192,15 +193,19 @@ def train(config: TrainConfig) -> dict:
             totals["loss"] += classification.item()
             totals["correct"] += (output.logits.argmax(1) == labels).sum().item()
             totals["seen"] += len(labels)
-            totals["bpp"] += output.bpp.mean().item()
+            # Every process must switch the hinge alike: average the batch rate over processes.
+            batch_bpp = fabric.all_reduce(output.bpp.mean().detach(), reduce_op="mean").item()
+            totals["bpp"] += batch_bpp
             totals["steps"] += 1
-            batch_bpp = output.bpp.mean().item()
             bpp_ema = RATE_EMA * bpp_ema + (1 - RATE_EMA) * batch_bpp if math.isfinite(bpp_ema) else batch_bpp
             bar.set_postfix(loss=f"{totals['loss'] / totals['steps']:.3f}",
                             acc=f"{100 * totals['correct'] / totals['seen']:.1f}",
                             bpp=f"{totals['bpp'] / totals['steps']:.3f}")
-        row = {"epoch": epoch + 1, "train_loss": totals["loss"] / totals["steps"],
-               "train_top1": 100 * totals["correct"] / totals["seen"],
+        summed = fabric.all_reduce(torch.tensor([totals["loss"], totals["correct"], totals["seen"]],
+                                                dtype=torch.float64), reduce_op="sum")
+        loss_sum, correct, seen = summed.tolist()
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / (totals["steps"] * fabric.world_size),
+               "train_top1": 100 * correct / seen,
                "train_bpp": totals["bpp"] / totals["steps"], "lr": scheduler.get_last_lr()[0]}
         if val_set is not None and is_main:
             val = evaluate_model(raw_model, val_set, EVAL_BATCH, device=str(fabric.device))
