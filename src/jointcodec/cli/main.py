@@ -1,4 +1,4 @@
-"""The ``jointcodec`` command line: train, evaluate, presets."""
+"""The ``jointcodec`` command line: train, evaluate, presets; encode, classify, export-edge."""
 
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ def add_evaluate(sub) -> None:
     p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
     p.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
     p.add_argument("--json", default=None, help="write the results as JSON to this file")
+    p.add_argument("--coded", action="store_true",
+                   help="also run the full path through real bitstreams: actual bpp, decoded accuracy, timings")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(run=run_evaluate)
 
@@ -90,6 +92,11 @@ def run_evaluate(args) -> int:
     result = evaluate_model(model, data, args.batch_size, progress=args.progress)
     result.update(checkpoint=str(args.checkpoint), preset=config["preset"]["name"])
     print(format_summary(result))
+    if args.coded:
+        from jointcodec.evaluation.coded import evaluate_coded, format_coded
+
+        result.update(evaluate_coded(model, data, args.batch_size, result["bpp_estimated"]))
+        print(format_coded(result))
     if args.json:
         atomic_write_json(args.json, result)
         print(f"wrote {args.json}")
@@ -126,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="jointcodec", description="Compress images for machines.")
     parser.add_argument("--version", action="version", version=f"jointcodec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for add in (add_train, add_evaluate, add_presets):
+    from jointcodec.cli.coding import add_classify, add_encode, add_export_edge
+
+    for add in (add_train, add_evaluate, add_presets, add_encode, add_classify, add_export_edge):
         add(sub)
     return parser
 

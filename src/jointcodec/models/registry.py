@@ -9,7 +9,7 @@ from torch import nn
 
 from jointcodec.errors import ConfigError
 from jointcodec.models.classifiers import LatentResNet
-from jointcodec.models.context import ContextModel3D
+from jointcodec.models.context import ChannelContextModel, CheckerboardContextModel, ContextModel3D
 from jointcodec.models.encoders import CifarEncoder, ImageNetEncoder
 from jointcodec.models.joint import JointModel
 from jointcodec.models.quantizer import LearnedQuantizer
@@ -32,6 +32,9 @@ class Preset:
 
 
 ENCODERS: dict[str, Callable[..., nn.Module]] = {"cifar": CifarEncoder, "imagenet": ImageNetEncoder}
+# context_args["kind"] -> context model class (default "3d", the paper's 3D masked context).
+CONTEXTS: dict[str, type[ContextModel3D]] = {
+    "3d": ContextModel3D, "channel": ChannelContextModel, "checkerboard": CheckerboardContextModel}
 
 PRESETS: dict[str, Preset] = {}
 
@@ -51,6 +54,12 @@ register(Preset("cifar-v1", "cifar",
 register(Preset("cifar-v2", "cifar",
                 encoder_args={"stem": 32, "width": 64, "blocks": 1, "latent_channels": 16, "bottleneck": 96},
                 classifier_args=CIFAR_CLASSIFIER, context_args=CIFAR_CONTEXT))
+# AE-V1 with parallel-decodable contexts: one decoding step per latent channel ("channel"), or two with a
+# checkerboard inside each channel ("checkerboard"); the 3D context needs 82 (16 x 8 x 8 latent).
+for _kind in ("channel", "checkerboard"):
+    register(Preset(f"cifar-v1-{_kind}", "cifar",
+                    encoder_args={"stem": 24, "width": 48, "blocks": 1, "latent_channels": 16},
+                    classifier_args=CIFAR_CLASSIFIER, context_args={**CIFAR_CONTEXT, "kind": _kind}))
 # The paper's ImageNet encoders (BRIEF.md section 1), latent 32 x (H/8) x (W/8).
 register(Preset("imagenet-v3", "imagenet", encoder_args={"latent_channels": 32},
                 classifier_args={"widths": (256, 512), "blocks": (2, 2)}, image_size=224))
@@ -84,6 +93,15 @@ def create_model(preset: Preset | str, levels: int, num_classes: int) -> JointMo
     return JointModel(
         encoder=encoder,
         quantizer=LearnedQuantizer(levels, sigma=preset.sigma),
-        context=ContextModel3D(levels, **preset.context_args),
+        context=create_context(levels, preset.context_args),
         classifier=LatentResNet(latent_channels, num_classes, **preset.classifier_args),
     )
+
+
+def create_context(levels: int, context_args: dict) -> ContextModel3D:
+    """The context model a preset's ``context_args`` names (``kind`` picks the class, default "3d")."""
+    args = dict(context_args)
+    kind = args.pop("kind", "3d")
+    if kind not in CONTEXTS:
+        raise ConfigError(f"unknown context kind {kind!r}; choose from {', '.join(sorted(CONTEXTS))}")
+    return CONTEXTS[kind](levels, **args)

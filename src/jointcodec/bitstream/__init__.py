@@ -1,0 +1,13 @@
+"""The ``.jcc`` container format (``docs/bitstream.md``) and its errors."""
+
+from jointcodec.bitstream.container import FORMAT_VERSION, MAGIC, SUFFIX, Container, pack, split, unpack
+from jointcodec.bitstream.errors import (
+    BitstreamError,
+    CorruptBitstreamError,
+    TruncatedBitstreamError,
+    UnsupportedVersionError,
+    WrongModelError,
+)
+
+__all__ = ["FORMAT_VERSION", "MAGIC", "SUFFIX", "Container", "pack", "split", "unpack", "BitstreamError",
+           "CorruptBitstreamError", "TruncatedBitstreamError", "UnsupportedVersionError", "WrongModelError"]

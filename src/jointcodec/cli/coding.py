@@ -1,0 +1,148 @@
+"""``jointcodec encode``, ``classify`` and ``export-edge``: real bitstreams from the command line."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import torch
+
+from jointcodec.errors import DataError
+
+SPLIT_SPEC = re.compile(r"^(?P<name>.+):(?P<split>train|test)(?:\[(?P<start>\d*):(?P<stop>\d*)\])?$")
+
+
+def add_encode(sub) -> None:
+    p = sub.add_parser("encode", help="compress images into a .jcc bitstream (the edge side)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files (PNG, JPEG, ...; resized and centre-cropped to the model's input size) "
+                        "or a data-set split such as cifar10:test or cifar10:test[:100]")
+    p.add_argument("-o", "--output", required=True, help="the .jcc file to write")
+    p.add_argument("--checkpoint", default="default",
+                   help="run directory, .safetensors file (full or edge part), or shipped model name")
+    p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
+    p.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
+    p.set_defaults(run=run_encode)
+
+
+def add_classify(sub) -> None:
+    p = sub.add_parser("classify", help="decode .jcc bitstreams and classify them (the server side)")
+    p.add_argument("files", nargs="+", metavar="FILE.jcc")
+    p.add_argument("--checkpoint", default="default",
+                   help="run directory, .safetensors file (full or server part), or shipped model name")
+    p.add_argument("--top-k", type=int, default=1, help="also list the K most probable classes")
+    p.add_argument("--json", default=None, help="write the predictions as JSON to this file")
+    p.set_defaults(run=run_classify)
+
+
+def add_export_edge(sub) -> None:
+    p = sub.add_parser("export-edge", help="split a checkpoint into edge and server weight files")
+    p.add_argument("--checkpoint", default="default", help="run directory, .safetensors file, or shipped model")
+    p.add_argument("--out", required=True, help="folder for edge.safetensors, server.safetensors, deployment.json")
+    p.set_defaults(run=run_export_edge)
+
+
+def read_images(inputs: list[str], image_size: int, data_dir: str | None, download: bool) -> torch.Tensor:
+    """INPUTs (image files or data-set splits) -> uint8 images (N, 3, S, S), in order."""
+    from jointcodec.data import load_split
+
+    batches = []
+    for spec in inputs:
+        path = Path(spec)
+        if path.is_file():
+            batches.append(read_image_file(path, image_size).unsqueeze(0))
+            continue
+        match = SPLIT_SPEC.match(spec)
+        if match is None:
+            raise DataError(f"{spec}: no such file, and not a data-set split like cifar10:test or cifar10:test[:100]")
+        data = load_split(match["name"], match["split"], data_dir, download, image_size)
+        start, stop = (int(match[k]) if match[k] else None for k in ("start", "stop"))
+        images = data.images[start:stop]
+        if images.shape[-2:] != (image_size, image_size):
+            raise DataError(f"{spec}: images are {tuple(images.shape[-2:])}, the model reads {image_size}x{image_size}")
+        batches.append(images)
+    images = torch.cat(batches)
+    if len(images) == 0:
+        raise DataError("no images to encode (an empty slice?)")
+    return images
+
+
+def read_image_file(path: Path, image_size: int) -> torch.Tensor:
+    """One image file -> uint8 (3, S, S); resized (shorter side) and centre-cropped, with a warning, if needed."""
+    from PIL import Image, UnidentifiedImageError
+
+    from jointcodec.data.datasets import imagefolder_transform
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(f"cannot read image {path}: {err}") from err
+    if image.size != (image_size, image_size):
+        print(f"jointcodec: warning: {path} is {image.size[0]}x{image.size[1]}; resized and centre-cropped to "
+              f"{image_size}x{image_size}", file=sys.stderr)
+    return imagefolder_transform(image_size)(image)
+
+
+def run_encode(args) -> int:
+    from jointcodec.api import Codec
+    from jointcodec.utils import atomic_write
+
+    codec = Codec.load(args.checkpoint)
+    size = codec.config["preset"]["image_size"]
+    images = read_images(args.inputs, size, args.data_dir, args.download)
+    encoded = codec.encode_symbols(codec.symbols(images))
+    data = encoded.to_bytes()
+    atomic_write(args.output, lambda tmp: Path(tmp).write_bytes(data))
+    payload = sum(map(len, encoded.container.payloads))
+    pixels = len(images) * size * size
+    print(f"wrote {args.output}: {len(images)} images, {len(data)} bytes ({payload} payload, "
+          f"{len(data) - payload} header, lengths and CRC); {8 * payload / pixels:.4f} bpp payload, "
+          f"{8 * len(data) / pixels:.4f} bpp file; model {codec.fingerprint.hex()}")
+    return 0
+
+
+def run_classify(args) -> int:
+    from jointcodec.api import Codec
+    from jointcodec.errors import ConfigError
+    from jointcodec.utils import atomic_write_json
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
+    codec = Codec.load(args.checkpoint)
+    classes = codec.classes or []
+    predictions = []
+    for name in args.files:
+        try:
+            data = Path(name).read_bytes()
+        except OSError as err:
+            raise DataError(f"cannot read {name}: {err.strerror or err}") from err
+        probabilities = codec.predict(data)
+        top = probabilities.topk(min(args.top_k, probabilities.shape[1]), dim=1)
+        for i in range(len(probabilities)):
+            ranked = [{"label": int(label), "class": _class(classes, label), "probability": float(p)}
+                      for p, label in zip(top.values[i].tolist(), top.indices[i].tolist(), strict=True)]
+            predictions.append({"file": name, "index": i, **ranked[0], "top_k": ranked})
+    if args.json:
+        atomic_write_json(args.json, {"model": codec.fingerprint.hex(), "predictions": predictions})
+        print(f"classified {len(predictions)} images from {len(args.files)} files; wrote {args.json}")
+    else:
+        for p in predictions:
+            print(f"{p['file']}#{p['index']}\t{p['label']}\t{p['class']}\t{p['probability']:.4f}")
+    return 0
+
+
+def _class(classes: list[str], label: int) -> str:
+    return classes[label] if label < len(classes) else str(label)
+
+
+def run_export_edge(args) -> int:
+    from jointcodec.deploy import export_split
+
+    written = export_split(args.checkpoint, args.out)
+    meta = json.loads((Path(args.out) / "deployment.json").read_text())
+    print(f"model {meta['fingerprint']}: edge part {written['edge']} (encoder, quantizer, context model), "
+          f"server part {written['server']} (quantizer, context model, classifier)")
+    return 0
