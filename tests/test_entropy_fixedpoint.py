@@ -46,6 +46,18 @@ def test_frequencies_are_positive_and_sum_to_the_total(logits: np.ndarray) -> No
     assert (freq[..., :, None] >= freq[..., None, :])[more_probable].all()
 
 
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.int64, st.tuples(st.integers(1, 5), st.just(2)), elements=st.integers(-5000, 5000)))
+def test_binary_fast_path_equals_the_general_formula(logits: np.ndarray) -> None:
+    from jointcodec.entropy.fixedpoint import exp_table
+
+    table = exp_table()
+    weights = table[np.minimum(logits.max(-1, keepdims=True) - logits, len(table) - 1)]
+    general = 1 + weights * (FREQ_TOTAL - 2) // weights.sum(-1, keepdims=True)
+    general[np.arange(len(logits)), logits.argmax(-1)] += FREQ_TOTAL - general.sum(-1)
+    np.testing.assert_array_equal(frequencies(logits), general)
+
+
 def test_frequencies_follow_the_softmax() -> None:
     logits = np.array([[0, 256 * 1, -256 * 2], [5, 5, 5]], dtype=np.int64)
     probs = torch.softmax(torch.tensor(logits, dtype=torch.float64) / 2**LOGIT_BITS, -1).numpy()

@@ -80,5 +80,5 @@ def decode_latents(fixed: FixedPointContext, payloads: Sequence[bytes], shape: t
                 raise PayloadDecodeError(f"{type(err).__name__}: {err}") from err
             decoded = torch.from_numpy(decoded).to(torch.int64)
             out[start:start + len(chunk), step.raster] = decoded
-            state.set_symbols(step.raster, decoded)
+            state.set_symbols(step, decoded)
     return out.view(len(payloads), channels, height, width)
