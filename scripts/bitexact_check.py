@@ -6,8 +6,8 @@
    byte-identical;
 2. decodes the first ``--one-by-one`` images one image at a time, and all images in the default batches: the
    symbols must equal the encoded ones;
-3. runs the entropy coding (symbols -> bytes -> symbols) in subprocesses with 1 and with 2 torch threads: the
-   bytes must be identical.
+3. runs the entropy coding (symbols -> bytes -> symbols) in subprocesses with 1 and with 2 threads (torch and
+   numpy's BLAS): the bytes must be identical.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from jointcodec.api import Codec
 from jointcodec.bitstream import split
 from jointcodec.data import load_split
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 CHILD = """
 import hashlib, sys, torch
 torch.set_num_threads(int(sys.argv[1]))
@@ -70,9 +71,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "symbols.pt"
         torch.save(symbols[:args.thread_images].clone(), path)
-        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
         digests = {}
         for threads in (1, 2):
+            # torch's and numpy's BLAS thread pools both change with the count (the integer context runs in numpy)
+            env = {**os.environ, **{k: str(threads) for k in THREAD_VARIABLES}}
             proc = subprocess.run([sys.executable, "-c", CHILD, str(threads), str(args.checkpoint), str(path)],
                                   capture_output=True, text=True, env=env, check=True)
             digests[threads] = proc.stdout.strip()

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python -m pip install --quiet --disable-pip-version-check -r requirements-ci.txt
+python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-nodeps.txt
 python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 
 # Real CIFAR-10 for the tests: $JOINTCODEC_DATA if it holds it, else unpack the shared copy beside the checkout.

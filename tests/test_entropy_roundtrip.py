@@ -84,11 +84,13 @@ THREAD_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_one_and_two_threads_write_the_same_bytes(kind: str) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+    thread_vars = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    env = {k: v for k, v in os.environ.items() if k not in thread_vars}
     outputs = []
     for threads in (1, 2):
+        # torch threads (encoder network) and numpy's BLAS threads (the integer context model)
         proc = subprocess.run([sys.executable, "-c", THREAD_SCRIPT, str(threads), kind], capture_output=True,
-                              text=True, timeout=300, env=env)
+                              text=True, timeout=300, env={**env, "OPENBLAS_NUM_THREADS": str(threads)})
         assert proc.returncode == 0, proc.stderr
         outputs.append(proc.stdout.split())
     assert [o[0] for o in outputs] == ["1", "2"]

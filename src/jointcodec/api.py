@@ -135,6 +135,20 @@ class Codec:
         return self.logits_of_symbols(self.decode_symbols(data)).argmax(1)
 
 
+def prediction_entries(probabilities: torch.Tensor, classes: Sequence[str] | None, top_k: int = 1) -> list[dict]:
+    """Class probabilities (N, classes) -> one JSON-ready entry per image: ``index``, ``label``, ``class``,
+    ``probability`` and ``top_k`` (the K most probable, each with label, class, probability). The shape
+    ``classify --json`` and the receiver service (``jointcodec serve``) both answer with."""
+    classes = list(classes or [])
+    top = probabilities.topk(min(max(1, top_k), probabilities.shape[1]), dim=1)
+    entries = []
+    for i, (values, labels) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True)):
+        ranked = [{"label": int(label), "class": classes[label] if label < len(classes) else str(label),
+                   "probability": float(p)} for p, label in zip(values, labels, strict=True)]
+        entries.append({"index": i, **ranked[0], "top_k": ranked})
+    return entries
+
+
 def _as_image_batch(images) -> torch.Tensor:
     images = torch.as_tensor(images)
     if images.ndim == 3:

@@ -8,8 +8,6 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 
 def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     """Call ``write(tmp_path)`` then rename over ``path``: a crash never leaves a half-written file."""
@@ -45,6 +43,8 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def resolve_device(device: str) -> str:
+    import torch  # here, not at the top: the torch-free edge client uses this module's atomic_write
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -52,6 +52,8 @@ def resolve_device(device: str) -> str:
 
 def resolve_precision(precision: str, device: str) -> str:
     """Lightning precision string: bf16 autocast where the hardware runs it fast, else fp32."""
+    import torch
+
     if precision != "auto":
         return precision
     if device.startswith("cuda"):

@@ -1,6 +1,6 @@
 """The ``.jcc`` container format (``docs/bitstream.md``) and its errors."""
 
-from jointcodec.bitstream.container import FORMAT_VERSION, MAGIC, SUFFIX, Container, pack, split, unpack
+from jointcodec.bitstream.container import FORMAT_VERSION, MAGIC, SUFFIX, Container, image_count, pack, split, unpack
 from jointcodec.bitstream.errors import (
     BitstreamError,
     CorruptBitstreamError,
@@ -9,5 +9,5 @@ from jointcodec.bitstream.errors import (
     WrongModelError,
 )
 
-__all__ = ["FORMAT_VERSION", "MAGIC", "SUFFIX", "Container", "pack", "split", "unpack", "BitstreamError",
+__all__ = ["FORMAT_VERSION", "MAGIC", "SUFFIX", "Container", "image_count", "pack", "split", "unpack", "BitstreamError",
            "CorruptBitstreamError", "TruncatedBitstreamError", "UnsupportedVersionError", "WrongModelError"]

@@ -127,7 +127,22 @@ def unpack(data: bytes) -> Container:
         raise CorruptBitstreamError(f"corrupt bitstream: {err}") from err
 
 
-def _unpack(data: bytes) -> Container:
+def image_count(data: bytes) -> int:
+    """The image count a bitstream's header declares, read without the payloads or the CRC.
+
+    For a server, to refuse a request holding too many images before parsing it; ``unpack`` still checks
+    everything. Raises the same errors as ``unpack`` for what it reads.
+    """
+    try:
+        return _header(bytes(data[:64]))[-1][3]
+    except BitstreamError:
+        raise
+    except Exception as err:
+        raise CorruptBitstreamError(f"corrupt bitstream: {err}") from err
+
+
+def _header(data: bytes) -> tuple[_Reader, tuple[bytes, int, tuple[int, int, int], int]]:
+    """Magic, version, then (fingerprint, levels, latent shape, image count)."""
     if len(data) < len(MAGIC) and MAGIC.startswith(data):
         raise TruncatedBitstreamError(f"truncated bitstream: only {len(data)} bytes")
     if data[:len(MAGIC)] != MAGIC:
@@ -142,6 +157,11 @@ def _unpack(data: bytes) -> Container:
     levels = reader.varint("number of levels")
     shape = tuple(reader.varint(f"latent {name}") for name in ("channels", "height", "width"))
     count = reader.varint("image count")
+    return reader, (fingerprint, levels, shape, count)
+
+
+def _unpack(data: bytes) -> Container:
+    reader, (fingerprint, levels, shape, count) = _header(data)
     lengths = [reader.varint("payload lengths") for _ in range(count)]
     needed = reader.pos + sum(lengths) + CRC_BYTES
     if len(data) < needed:

@@ -105,7 +105,7 @@ def run_encode(args) -> int:
 
 
 def run_classify(args) -> int:
-    from jointcodec.api import Codec
+    from jointcodec.api import Codec, prediction_entries
     from jointcodec.errors import ConfigError
     from jointcodec.utils import atomic_write_json
 
@@ -119,12 +119,8 @@ def run_classify(args) -> int:
             data = Path(name).read_bytes()
         except OSError as err:
             raise DataError(f"cannot read {name}: {err.strerror or err}") from err
-        probabilities = codec.predict(data)
-        top = probabilities.topk(min(args.top_k, probabilities.shape[1]), dim=1)
-        for i in range(len(probabilities)):
-            ranked = [{"label": int(label), "class": _class(classes, label), "probability": float(p)}
-                      for p, label in zip(top.values[i].tolist(), top.indices[i].tolist(), strict=True)]
-            predictions.append({"file": name, "index": i, **ranked[0], "top_k": ranked})
+        predictions.extend({"file": name, **entry}
+                           for entry in prediction_entries(codec.predict(data), classes, args.top_k))
     if args.json:
         atomic_write_json(args.json, {"model": codec.fingerprint.hex(), "predictions": predictions})
         print(f"classified {len(predictions)} images from {len(args.files)} files; wrote {args.json}")
@@ -132,10 +128,6 @@ def run_classify(args) -> int:
         for p in predictions:
             print(f"{p['file']}#{p['index']}\t{p['label']}\t{p['class']}\t{p['probability']:.4f}")
     return 0
-
-
-def _class(classes: list[str], label: int) -> str:
-    return classes[label] if label < len(classes) else str(label)
 
 
 def run_export_edge(args) -> int:

@@ -69,6 +69,9 @@ def add_evaluate(sub) -> None:
     p.add_argument("--json", default=None, help="write the results as JSON to this file")
     p.add_argument("--coded", action="store_true",
                    help="also run the full path through real bitstreams: actual bpp, decoded accuracy, timings")
+    p.add_argument("--reconstruct", action="store_true",
+                   help="also rebuild the images with a decoder: psnr and ms_ssim (see docs)")
+    p.add_argument("--decoder", default=None, help="decoder.safetensors for --reconstruct (default: beside the model)")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(run=run_evaluate)
 
@@ -97,6 +100,13 @@ def run_evaluate(args) -> int:
 
         result.update(evaluate_coded(model, data, args.batch_size, result["bpp_estimated"]))
         print(format_coded(result))
+    if args.reconstruct:
+        from jointcodec.evaluation.reconstruction import evaluate_reconstruction, format_reconstruction
+        from jointcodec.reconstruction import load_decoder_for
+
+        decoder, _ = load_decoder_for(model, args.checkpoint, args.decoder)
+        result.update(evaluate_reconstruction(model, decoder, data, args.batch_size))
+        print(format_reconstruction(result))
     if args.json:
         atomic_write_json(args.json, result)
         print(f"wrote {args.json}")
@@ -133,9 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="jointcodec", description="Compress images for machines.")
     parser.add_argument("--version", action="version", version=f"jointcodec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    from jointcodec.cli.baselines import add_baseline, add_compare, add_ladder
+    from jointcodec.cli.bench import add_bench
     from jointcodec.cli.coding import add_classify, add_encode, add_export_edge
+    from jointcodec.cli.deploy import add_export, add_serve
+    from jointcodec.cli.reconstruct import add_reconstruct, add_train_decoder
 
-    for add in (add_train, add_evaluate, add_presets, add_encode, add_classify, add_export_edge):
+    for add in (add_train, add_evaluate, add_presets, add_encode, add_classify, add_export_edge, add_reconstruct,
+                add_train_decoder, add_bench, add_export, add_serve, add_baseline, add_compare, add_ladder):
         add(sub)
     return parser
 

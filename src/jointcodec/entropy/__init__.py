@@ -1,12 +1,35 @@
 """Entropy coding of the quantized latent: an exact fixed-point context model and constriction range coding.
 
-* ``fixedpoint``: the context model in integer arithmetic, integer frequencies, the decoding order;
+* ``integer``: the context model in integer arithmetic (numpy), integer frequencies, the decoding order;
 * ``coder``: constriction range coding of one image's symbols (with trailing-byte trimming);
-* ``codec``: latents -> payloads and back (the batched step-by-step decode loop).
+* ``payloads``: latents -> payloads and back (the batched step-by-step decode loop), numpy;
+* ``fixedpoint``: builds the integer model from a trained torch context model;
+* ``codec``: the ``payloads`` functions for torch tensors.
+
+``integer``, ``coder`` and ``payloads`` import no torch (the edge client ``jointcodec.edge`` uses them), so the
+names below are imported lazily.
 """
 
-from jointcodec.entropy.codec import PayloadDecodeError, decode_latents, encode_latents, encode_latents_with_bits
-from jointcodec.entropy.fixedpoint import FixedPointContext, IncrementalContext, exp_table, frequencies
+from __future__ import annotations
 
-__all__ = ["FixedPointContext", "IncrementalContext", "PayloadDecodeError", "decode_latents", "encode_latents",
-           "encode_latents_with_bits", "exp_table", "frequencies"]
+_LAZY = {
+    "FixedPointContext": "jointcodec.entropy.fixedpoint",
+    "IncrementalContext": "jointcodec.entropy.integer",
+    "IntegerContext": "jointcodec.entropy.integer",
+    "exp_table": "jointcodec.entropy.integer",
+    "frequencies": "jointcodec.entropy.integer",
+    "PayloadDecodeError": "jointcodec.entropy.payloads",
+    "decode_latents": "jointcodec.entropy.codec",
+    "encode_latents": "jointcodec.entropy.codec",
+    "encode_latents_with_bits": "jointcodec.entropy.codec",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'jointcodec.entropy' has no attribute {name!r}")

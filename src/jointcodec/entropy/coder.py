@@ -19,7 +19,7 @@ import functools
 import constriction
 import numpy as np
 
-from jointcodec.entropy.fixedpoint import FREQ_TOTAL
+from jointcodec.entropy.integer import FREQ_TOTAL
 
 PAD_BYTE = b"\xff"
 

@@ -34,6 +34,7 @@ class JointOutput:
     bits: torch.Tensor  # (N,) estimated code length of each image, in bits (PE cross-entropy)
     bpp: torch.Tensor  # (N,) bits / (input height x width)
     symbols: torch.Tensor  # (N, C, h, w) int64
+    values: torch.Tensor | None = None  # (N, C, h, w) quantized latent (straight-through), the classifier's input
 
 
 class JointModel(nn.Module):
@@ -71,4 +72,4 @@ class JointModel(nn.Module):
         q_rate = self.quantizer(z_rate, train_centers=False)
         bits = self.context.bits(self.context(q_rate.values), q_rate.one_hot)
         pixels = images.shape[-1] * images.shape[-2]
-        return JointOutput(logits=logits, bits=bits, bpp=bits / pixels, symbols=q.symbols)
+        return JointOutput(logits=logits, bits=bits, bpp=bits / pixels, symbols=q.symbols, values=q.values)

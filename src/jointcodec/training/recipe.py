@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from jointcodec.checkpoint import load_model, load_trainer_state, model_config, save_model, save_trainer_state
-from jointcodec.data import flip_and_translate, load_split, normalize, train_val_split
+from jointcodec.data import ImageSet, flip_and_translate, load_split, normalize, train_val_split
 from jointcodec.errors import ConfigError
 from jointcodec.evaluation import evaluate_model
-from jointcodec.models import JointModel, create_model, get_preset
+from jointcodec.models import JointModel, JointOutput, Preset, create_model, get_preset
 from jointcodec.training.history import History
 from jointcodec.utils import atomic_write_json, resolve_device, resolve_precision
 
@@ -40,12 +42,12 @@ EVAL_BATCH = 500
 class TrainConfig:
     """Plain data; saved into every checkpoint so a run can be read and repeated."""
 
-    preset: str = "cifar-v1"
+    preset: str = "cifar-v2"
     dataset: str = "cifar10"
     levels: int = 2
-    target_bpp: float = 0.75
+    target_bpp: float = 0.79
     beta: float = 2.0
-    epochs: int = 15
+    epochs: int = 26
     batch_size: int = 256
     lr: float = 0.1
     weight_decay: float = 5e-4
@@ -57,7 +59,7 @@ class TrainConfig:
     devices: int = 1
     data_dir: str | None = None
     download: bool = False
-    out: str = "runs/cifar10-v1-L2"
+    out: str = "runs/cifar10-v2-L2"
     resume: bool = False
     test_at_end: bool = True
     progress: bool = True
@@ -77,10 +79,27 @@ class TrainConfig:
                 raise ConfigError(message)
 
 
-def parameter_groups(model: JointModel, weight_decay: float) -> list[dict]:
+@dataclass
+class Auxiliary:
+    """An add-on trained along with the recipe (``train-decoder --joint``: a reconstruction decoder).
+
+    ``module`` joins the optimizer (no weight decay); ``loss(module, images, output)`` (images as the
+    model sees them, normalised) is added to the recipe's loss; ``save(run_dir, model, epoch)`` runs after
+    each epoch's checkpoint; ``init_model(model)`` may change a freshly built model (a warm start). Without
+    an Auxiliary, training and its checkpoints are exactly as before.
+    """
+
+    module: nn.Module
+    loss: Callable[[nn.Module, torch.Tensor, JointOutput], torch.Tensor]
+    save: Callable[[Path, JointModel, int], None]
+    init_model: Callable[[JointModel], None] | None = None
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on conv/linear weights and on the quantizer centers (an L2 pull that keeps them
     from drifting apart, as in Mentzer et al.); none on BatchNorm parameters and biases."""
-    centers = model.quantizer.centers
+    quantizer = getattr(model, "quantizer", None)  # a receiver trained on decoded images has none
+    centers = quantizer.centers if quantizer is not None else None
     decay = [p for p in model.parameters() if p.ndim > 1 or p is centers]
     no_decay = [p for p in model.parameters() if p.ndim <= 1 and p is not centers]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -100,16 +119,61 @@ def sharded_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int, w
         yield order[step * batch_size + rank * per_rank: step * batch_size + (rank + 1) * per_rank]
 
 
-def to_channels_last(model: JointModel) -> None:
+def to_channels_last(model: nn.Module) -> None:
     """channels_last for the 2D convs (faster on CPU); the 3D context model keeps its layout."""
     model.encoder.to(memory_format=torch.channels_last)
     model.classifier.to(memory_format=torch.channels_last)
 
 
-def train(config: TrainConfig) -> dict:
-    """Train a JointModel; returns the final record (validation history and test metrics)."""
+class JointTask:
+    """What the loop trains, on which data, and how it checkpoints. This one, the default, is the joint
+    codec on a data set's own images (``jointcodec train``); the classic-codec baselines pass a task
+    that trains the receiver on decoded images through the same loop, with zero rate
+    (``jointcodec.baselines.receiver``)."""
+
+    def datasets(self, config: TrainConfig, preset: Preset) -> tuple[ImageSet, ImageSet | None]:
+        """Train and validation splits (ImageFolder images are resized and cropped to the preset's size,
+        as ``evaluate`` does)."""
+        train_set = load_split(config.dataset, "train", config.data_dir, config.download, preset.image_size)
+        if config.train_subset:
+            train_set = train_set.subset(slice(0, config.train_subset))
+        return train_val_split(train_set, config.val_size, config.seed)
+
+    def test_set(self, config: TrainConfig, preset: Preset) -> ImageSet:
+        return load_split(config.dataset, "test", config.data_dir, config.download, preset.image_size)
+
+    def build(self, config: TrainConfig, preset: Preset, num_classes: int) -> nn.Module:
+        return create_model(preset, config.levels, num_classes)
+
+    def resume(self, config: TrainConfig, out: Path) -> nn.Module:
+        model, saved = load_model(out)
+        if saved["train"]["preset"] != config.preset or saved["levels"] != config.levels:
+            raise ConfigError(f"--resume: {out} holds preset {saved['train']['preset']} L={saved['levels']}, "
+                              f"not {config.preset} L={config.levels}")
+        return model
+
+    def save(self, out: Path, model: nn.Module, config: TrainConfig, preset: Preset, classes: list[str],
+             epoch: int, history: list[dict]) -> None:
+        config_record = model_config(model, preset.to_dict(), classes, config.dataset,
+                                     train=asdict(config), epoch=epoch, history=history)
+        save_model(out, model, config_record)
+
+    def evaluate(self, model: nn.Module, data: ImageSet, progress: bool, device: str) -> dict:
+        return evaluate_model(model, data, EVAL_BATCH, progress=progress, device=device)
+
+    def describe(self, config: TrainConfig) -> str:
+        return f"{config.preset} L={config.levels}"
+
+    def test_line(self, test: dict) -> str:
+        return f"test: top1 {test['top1']:.2f}%  bpp (estimated) {test['bpp_estimated']:.4f}"
+
+
+def train(config: TrainConfig, auxiliary: Auxiliary | None = None, task: JointTask | None = None) -> dict:
+    """Train a JointModel (or the model ``task`` names); returns the final record (validation history and
+    test metrics)."""
     from lightning.fabric import Fabric
 
+    task = task or JointTask()
     config.validate()
     out = Path(config.out)
     device = resolve_device(config.device)
@@ -120,25 +184,23 @@ def train(config: TrainConfig) -> dict:
     fabric.seed_everything(config.seed, verbose=False)
     is_main = fabric.global_rank == 0
 
-    # --- data (ImageFolder images are resized and cropped to the preset's size, as `evaluate` does) ---
+    # --- data ---
     preset = get_preset(config.preset)
-    train_set = load_split(config.dataset, "train", config.data_dir, config.download, preset.image_size)
-    if config.train_subset:
-        train_set = train_set.subset(slice(0, config.train_subset))
-    train_set, val_set = train_val_split(train_set, config.val_size, config.seed)
+    train_set, val_set = task.datasets(config, preset)
 
     # --- model, optimizer, schedule ---
     if config.resume:
-        model, saved = load_model(out)
-        if saved["train"]["preset"] != config.preset or saved["levels"] != config.levels:
-            raise ConfigError(f"--resume: {out} holds preset {saved['train']['preset']} L={saved['levels']}, "
-                              f"not {config.preset} L={config.levels}")
+        model = task.resume(config, out)
         model.train()
     else:
-        model = create_model(preset, config.levels, len(train_set.classes))
+        model = task.build(config, preset, len(train_set.classes))
+        if auxiliary and auxiliary.init_model:
+            auxiliary.init_model(model)
     to_channels_last(model)
-    optimizer = torch.optim.SGD(parameter_groups(model, config.weight_decay), lr=config.lr,
-                                momentum=MOMENTUM, nesterov=True)
+    groups = parameter_groups(model, config.weight_decay)
+    if auxiliary:
+        groups.append({"params": list(auxiliary.module.parameters()), "weight_decay": 0.0})
+    optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=MOMENTUM, nesterov=True)
     steps_per_epoch = len(train_set) // config.batch_size
     if steps_per_epoch == 0:
         raise ConfigError(f"--batch-size {config.batch_size} exceeds the {len(train_set)} training images")
@@ -153,9 +215,10 @@ def train(config: TrainConfig) -> dict:
         history.rows = state["history"]
     model, optimizer = fabric.setup(model, optimizer)
     raw_model: JointModel = model.module
+    aux_module = fabric.setup_module(auxiliary.module) if auxiliary else None
 
     if is_main:
-        print(f"training {config.preset} L={config.levels} on {config.dataset} ({len(train_set)} train, "
+        print(f"training {task.describe(config)} on {config.dataset} ({len(train_set)} train, "
               f"{len(val_set) if val_set else 0} val) for {config.epochs} epochs on {device} x{config.devices} "
               f"({precision}); run directory {out}", flush=True)
     rate_images = max(1, int(RATE_BATCH_FRACTION * config.batch_size // config.devices))
@@ -165,7 +228,9 @@ def train(config: TrainConfig) -> dict:
 
     for epoch in range(start_epoch, config.epochs):
         model.train()
-        totals = {"loss": 0.0, "correct": 0.0, "seen": 0, "bpp": 0.0, "steps": 0}
+        if aux_module is not None:
+            aux_module.train()
+        totals = {"loss": 0.0, "correct": 0.0, "seen": 0, "bpp": 0.0, "steps": 0, "aux": 0.0}
         batches = sharded_batches(len(train_set), config.batch_size, epoch, config.seed,
                                   fabric.global_rank, fabric.world_size)
         bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
@@ -184,6 +249,10 @@ def train(config: TrainConfig) -> dict:
             output = model(images, rate_grad_to_encoder=encoder_weight, rate_images=rate_images)
             classification = F.cross_entropy(output.logits.float(), labels, label_smoothing=LABEL_SMOOTHING)
             loss = classification + output.bpp.mean()
+            if auxiliary:
+                aux_loss = auxiliary.loss(aux_module, images, output)
+                loss = loss + aux_loss
+                totals["aux"] += aux_loss.item()
             optimizer.zero_grad(set_to_none=True)
             fabric.backward(loss)
             optimizer.step()
@@ -207,30 +276,31 @@ def train(config: TrainConfig) -> dict:
         row = {"epoch": epoch + 1, "train_loss": loss_sum / (totals["steps"] * fabric.world_size),
                "train_top1": 100 * correct / seen,
                "train_bpp": totals["bpp"] / totals["steps"], "lr": scheduler.get_last_lr()[0]}
+        if auxiliary:
+            row["train_aux_loss"] = totals["aux"] / totals["steps"]
         if val_set is not None and is_main:
-            val = evaluate_model(raw_model, val_set, EVAL_BATCH, device=str(fabric.device))
+            val = task.evaluate(raw_model, val_set, False, str(fabric.device))
             row.update(val_top1=val["top1"], val_bpp=val["bpp_estimated"])
         row["elapsed_s"] = time.time() - started
         if is_main:
             history.append(row)
-            config_record = model_config(raw_model, preset.to_dict(), train_set.classes, config.dataset,
-                                         train=asdict(config), epoch=epoch + 1, history=history.rows)
-            save_model(out, raw_model, config_record)
+            task.save(out, raw_model, config, preset, train_set.classes, epoch + 1, history.rows)
             save_trainer_state(out, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                      "epoch": epoch + 1, "history": history.rows})
+            if auxiliary:
+                auxiliary.save(out, raw_model, epoch + 1)
             print(history.format_line(row), flush=True)
         fabric.barrier()
         to_channels_last(raw_model)  # evaluation ran in eval mode; keep the fast layout for training
 
     result = {"history": history.rows, "run_dir": str(out)}
     if is_main and config.test_at_end:
-        test_set = load_split(config.dataset, "test", config.data_dir, config.download, preset.image_size)
-        test = evaluate_model(raw_model, test_set, EVAL_BATCH, progress=config.progress,
-                              device=str(fabric.device))
+        test_set = task.test_set(config, preset)
+        test = task.evaluate(raw_model, test_set, config.progress, str(fabric.device))
         test["train_wall_clock_s"] = history.rows[-1]["elapsed_s"] if history.rows else None
         test["epochs"] = config.epochs
         atomic_write_json(out / "eval_test.json", test)
         result["test"] = test
-        print(f"test: top1 {test['top1']:.2f}%  bpp (estimated) {test['bpp_estimated']:.4f}", flush=True)
+        print(task.test_line(test), flush=True)
     return result
 

@@ -1,0 +1,71 @@
+"""``jointcodec export --onnx`` (the torch-free edge side) and ``jointcodec serve`` (the receiver service)."""
+
+from __future__ import annotations
+
+from jointcodec.errors import ConfigError
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser("export", help="export the edge side (encoder + quantizer, context model) for ONNX Runtime")
+    p.add_argument("--checkpoint", default="default",
+                   help="run directory, .safetensors file (full or edge part), or shipped model name")
+    p.add_argument("--onnx", required=True, metavar="DIR",
+                   help="folder for encoder.onnx, context.onnx, context_int.npz and edge.json")
+    p.set_defaults(run=run_export)
+
+
+def run_export(args) -> int:
+    try:
+        from jointcodec.export_onnx import export_onnx, manifest_summary
+    except ImportError as err:
+        raise ConfigError(f"export --onnx needs onnx, onnxscript and onnxruntime "
+                          f"(pip install 'jointcodec[onnx]'): {err}") from err
+    manifest = export_onnx(args.checkpoint, args.onnx)
+    print(f"wrote {args.onnx}: {manifest_summary(manifest)}")
+    return 0
+
+
+def add_serve(sub) -> None:
+    from jointcodec.serve.settings import ServeSettings
+
+    d = ServeSettings()
+    p = sub.add_parser("serve", help="run the receiver service: POST .jcc bitstreams, get predictions (HTTP)")
+    p.add_argument("--checkpoint", default="default",
+                   help="run directory, .safetensors file (full or server part), or shipped model name")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=d.workers, help="decode + classify threads")
+    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="larger request bodies get 413")
+    p.add_argument("--max-images", type=int, default=d.max_images, help="images per request; more get 413")
+    p.add_argument("--timeout", type=float, default=d.timeout_s, dest="timeout_s",
+                   help="seconds per request, queueing included (504 after that)")
+    p.add_argument("--max-pending", type=int, default=d.max_pending,
+                   help="requests queued or running at once; more get 503")
+    p.add_argument("--no-batching", dest="batching", action="store_false",
+                   help="decode each request on its own (no micro-batching across requests)")
+    p.add_argument("--max-batch-images", type=int, default=d.max_batch_images)
+    p.add_argument("--batch-wait-ms", type=float, default=d.batch_wait_ms,
+                   help="how long a ready batch waits for more requests")
+    p.add_argument("--torch-threads", type=int, default=d.torch_threads)
+    p.add_argument("--blas-threads", type=int, default=d.blas_threads, help="0 leaves numpy's BLAS threads alone")
+    p.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(run=run_serve)
+
+
+def run_serve(args) -> int:
+    from dataclasses import fields
+
+    from jointcodec.serve.settings import ServeSettings
+
+    try:
+        import uvicorn
+
+        from jointcodec.serve.app import create_app
+    except ImportError as err:
+        raise ConfigError(f"serve needs fastapi and uvicorn (pip install 'jointcodec[serve]'): {err}") from err
+    settings = ServeSettings(**{f.name: getattr(args, f.name) for f in fields(ServeSettings)})
+    app = create_app(args.checkpoint, settings)
+    print(f"jointcodec serve: model {app.state.codec.fingerprint.hex()} on http://{args.host}:{args.port} "
+          f"({settings.workers} workers, batching {'on' if settings.batching else 'off'})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.log_level == "debug")
+    return 0

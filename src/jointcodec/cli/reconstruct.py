@@ -1,0 +1,90 @@
+"""``jointcodec reconstruct`` and ``train-decoder``: optional images from the decoded latent, on the server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jointcodec.errors import ConfigError, DataError
+
+
+def add_reconstruct(sub) -> None:
+    p = sub.add_parser("reconstruct", help="decode .jcc bitstreams and rebuild their images with a decoder")
+    p.add_argument("files", nargs="+", metavar="FILE.jcc")
+    p.add_argument("-o", "--output", required=True,
+                   help="OUT.png for a single image; otherwise a folder, written as 000000.png, 000001.png, ... "
+                        "(images of all files, in order)")
+    p.add_argument("--checkpoint", default="default",
+                   help="run directory, .safetensors file (full or server part), or shipped model name")
+    p.add_argument("--decoder", default=None,
+                   help="decoder.safetensors (or its folder); default: the one beside the checkpoint")
+    p.set_defaults(run=run_reconstruct)
+
+
+def add_train_decoder(sub) -> None:
+    from jointcodec.training.decoder import DecoderTrainConfig
+
+    d = DecoderTrainConfig()
+    p = sub.add_parser("train-decoder", help="train a reconstruction decoder for a codec model")
+    p.add_argument("--checkpoint", default=d.checkpoint, help="the codec model (run directory, file, shipped name)")
+    p.add_argument("--out", required=True, help="folder for decoder.safetensors, its state and metrics")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: 2e-3 with Adam for the frozen decoder; the model's recipe lr "
+                        "with --joint)")
+    p.add_argument("--ms-ssim-weight", type=float, default=d.ms_ssim_weight,
+                   help="frozen decoder: add W * (1 - MS-SSIM) to the MSE loss")
+    p.add_argument("--joint", action="store_true",
+                   help="train the codec model and the decoder together (a new model; the default keeps the "
+                        "model frozen, so its bitstream and accuracy cannot change)")
+    p.add_argument("--mse-weight", type=float, default=d.mse_weight, help="with --joint: weight of the MSE term")
+    p.add_argument("--train-subset", type=int, default=0, help="use only the first N training images")
+    p.add_argument("--test-limit", type=int, default=0, help="test only on the first N test images (0: all)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
+    p.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    p.add_argument("--no-test", dest="test_at_end", action="store_false", help="skip the final test evaluation")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.set_defaults(run=run_train_decoder)
+
+
+def run_train_decoder(args) -> int:
+    from jointcodec.training.decoder import DecoderTrainConfig, train_decoder
+
+    fields = DecoderTrainConfig.__dataclass_fields__
+    train_decoder(DecoderTrainConfig(**{k: v for k, v in vars(args).items() if k in fields}))
+    return 0
+
+
+def run_reconstruct(args) -> int:
+    from PIL import Image
+
+    from jointcodec.api import Codec
+    from jointcodec.reconstruction import load_decoder_for, reconstruct, to_uint8
+    from jointcodec.utils import atomic_write
+
+    codec = Codec.load(args.checkpoint)
+    decoder, _ = load_decoder_for(codec, args.checkpoint, args.decoder)
+    images = []
+    for name in args.files:
+        try:
+            data = Path(name).read_bytes()
+        except OSError as err:
+            raise DataError(f"cannot read {name}: {err.strerror or err}") from err
+        latent = codec.decompress(data)
+        images.append(to_uint8(reconstruct(decoder, latent.values)))
+    import torch
+
+    images = torch.cat(images)
+    out = Path(args.output)
+    single = out.suffix.lower() == ".png"
+    if single and len(images) != 1:
+        raise ConfigError(f"{len(images)} images decoded but -o {out} names one PNG; give a folder instead")
+    targets = [out] if single else [out / f"{i:06d}.png" for i in range(len(images))]
+    for image, target in zip(images, targets, strict=True):
+        picture = Image.fromarray(image.permute(1, 2, 0).numpy())
+        atomic_write(target, lambda tmp, picture=picture: picture.save(tmp, format="PNG"))
+    where = out if single else f"{out}/000000.png ... {targets[-1].name}"
+    print(f"reconstructed {len(images)} images from {len(args.files)} files into {where}")
+    return 0

@@ -1,0 +1,31 @@
+"""Classic image codecs behind one interface, with their payload cut (BRIEF.md section 3, rule 2).
+
+``get_codec("jpeg420")`` returns a wrapper with ``encode(image, setting) -> bytes``,
+``decode(bytes) -> image``, ``layout(bytes)`` (where the payload lies) and ``payload_bits(bytes)``.
+Rate control: every codec has a default ``ladder`` of settings, and :func:`find_setting` searches the
+setting that hits a target mean payload bpp.
+"""
+
+from __future__ import annotations
+
+from jointcodec.codecs.avif import Avif
+from jointcodec.codecs.base import Codec, CodecError, Layout, PayloadCutError, Setting
+from jointcodec.codecs.heif import Hevc
+from jointcodec.codecs.jpeg import Jpeg420, Jpeg444
+from jointcodec.codecs.jpeg2000 import Jpeg2000
+from jointcodec.codecs.jpegxl import JpegXL
+from jointcodec.codecs.webp import WebP
+from jointcodec.errors import ConfigError
+
+CODECS: dict[str, type[Codec]] = {c.name: c for c in (Jpeg420, Jpeg444, Jpeg2000, WebP, Hevc, Avif, JpegXL)}
+
+
+def get_codec(name: str) -> Codec:
+    """The wrapper for a system name (``jpeg420``, ``jpeg444``, ``jpeg2000``, ``webp``, ``hevc``, ``avif``,
+    ``jpegxl``); ConfigError for an unknown name, CodecError when its library is missing."""
+    if name not in CODECS:
+        raise ConfigError(f"unknown codec {name!r}; choose from {', '.join(CODECS)}")
+    return CODECS[name]()
+
+
+__all__ = ["CODECS", "Codec", "CodecError", "Layout", "PayloadCutError", "Setting", "get_codec"]

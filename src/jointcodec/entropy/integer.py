@@ -1,0 +1,400 @@
+"""The integer context model in numpy: the part of the coder that both the server and the torch-free edge run.
+
+Nothing here imports torch. ``FixedPointContext`` (``jointcodec.entropy.fixedpoint``) builds an
+``IntegerContext`` from a trained float context model; ``IntegerContext.load`` rebuilds the same object from
+the arrays ``to_npz`` wrote (``jointcodec export --onnx``), so a device with only numpy evaluates exactly the
+network the server evaluates, with the same code:
+
+* the symbols enter as integer codes ``round(center * 2**IN_BITS)``;
+* weights are ``round(w * 2**WEIGHT_BITS)``, biases are rounded to the accumulator's scale;
+* every convolution runs in float64 on integer-valued arrays. A bound check at construction proves every
+  accumulator (hence every partial sum, in any order) stays below 2**53 in magnitude, so each sum is an
+  exact integer whatever the order, FMA or blocking: float64 is used as a fast exact integer machine;
+* activations are requantized by ``floor(acc / 2**shift)`` (exact: a power-of-two scale and a floor; the
+  bias carries half an output unit, so this rounds to nearest);
+* integer logits (units of 2**-LOGIT_BITS nat) become integer frequencies through an exp lookup table
+  computed with ``decimal`` (software arithmetic, identical everywhere); every symbol gets at least 1 and
+  the frequencies sum to exactly 2**FREQ_BITS.
+
+The decoding order (``coding_order``) comes from a schedule: the float context model's ``decoding_steps`` on the
+server, the exported arrays on the edge; it is checked against the masks either way (``verify_order``).
+``docs/bitstream.md`` describes the whole scheme.
+"""
+
+from __future__ import annotations
+
+import decimal
+import functools
+import hashlib
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from jointcodec.errors import ConfigError
+
+IN_BITS = 8  # symbol codes: round(center * 2**8)
+WEIGHT_BITS = 14  # weights: round(w * 2**14)
+ACT_BITS = 10  # hidden activations: units of 2**-10
+LOGIT_BITS = 8  # logits: units of 2**-8 nat
+EXP_BITS = 16  # exp table: round(2**16 * exp(-d / 2**LOGIT_BITS))
+FREQ_BITS = 16  # every distribution sums to exactly 2**16
+FREQ_TOTAL = 1 << FREQ_BITS
+EXACT_LIMIT = 2.0**53  # integers below this are exact in float64
+SCHEME = "jointcodec-fixedpoint-v1"
+WORKING_SET_BYTES = 4 << 20  # largest gathered block per layer: keeps a step's data in cache
+EXPORT_FORMAT = 1  # version of the arrays written by IntegerContext.to_npz
+
+Shape = tuple[int, int, int]
+Schedule = Callable[[Shape], tuple[np.ndarray, np.ndarray]]  # shape -> (step, position class), each (C, H, W)
+
+
+@functools.lru_cache(maxsize=1)
+def exp_table() -> np.ndarray:
+    """``table[d] = round(2**EXP_BITS * exp(-d / 2**LOGIT_BITS))`` (half-even) until it reaches 0.
+
+    Computed with ``decimal`` at 40 significant digits: software arithmetic with correctly rounded exp,
+    so every machine builds the same table (a test pins its SHA-256).
+    """
+    context = decimal.Context(prec=40, rounding=decimal.ROUND_HALF_EVEN)
+    scale = decimal.Decimal(1 << EXP_BITS)
+    step = decimal.Decimal(1 << LOGIT_BITS)
+    values = []
+    d = 0
+    while True:
+        scaled = context.multiply(context.exp(context.divide(-d, step)), scale)
+        value = int(scaled.to_integral_value(rounding=decimal.ROUND_HALF_EVEN, context=context))
+        if value == 0:
+            break
+        values.append(value)
+        d += 1
+    values.append(0)
+    return np.asarray(values, dtype=np.int64)
+
+
+def frequencies(logits: np.ndarray) -> np.ndarray:
+    """Integer logits (..., L) -> integer frequencies (..., L), each >= 1, summing to 2**FREQ_BITS.
+
+    ``f_i = 1 + floor(e_i * (2**16 - L) / sum(e))`` with ``e_i = exp_table[max(z) - z_i]``; the few
+    units left over by the floors go to the most probable symbol (the first, on ties).
+    """
+    logits = np.asarray(logits, dtype=np.int64)
+    levels = logits.shape[-1]
+    if levels == 2:
+        return _binary_frequencies(logits)
+    table = exp_table()
+    gap = np.minimum(logits.max(-1, keepdims=True) - logits, len(table) - 1)
+    weights = table[gap]
+    freq = 1 + weights * (FREQ_TOTAL - levels) // weights.sum(-1, keepdims=True)
+    leftover = FREQ_TOTAL - freq.sum(-1, keepdims=True)
+    freq += leftover * (logits.argmax(-1)[..., None] == np.arange(levels))
+    return freq
+
+
+@functools.lru_cache(maxsize=1)
+def _binary_table() -> np.ndarray:
+    """For L = 2: the less probable symbol's frequency as a function of the logit gap (the general formula)."""
+    table = exp_table()
+    return 1 + table * (FREQ_TOTAL - 2) // (table[0] + table)
+
+
+def _binary_frequencies(logits: np.ndarray) -> np.ndarray:
+    """``frequencies`` for L = 2, by table lookup on the logit gap: the same integers, fewer array passes."""
+    gap = logits[..., 1] - logits[..., 0]
+    other = _binary_table()[np.minimum(np.abs(gap), len(exp_table()) - 1)]
+    second = np.where(gap > 0, FREQ_TOTAL - other, other)  # symbol 0 wins ties, as argmax does
+    return np.stack([FREQ_TOTAL - second, second], axis=-1)
+
+
+def code_length_bits(freq: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """Ideal code length (bits) of ``symbols`` (N, S) under integer frequencies (N, S, L), per image."""
+    chosen = np.take_along_axis(freq, symbols[..., None].astype(np.int64), -1)[..., 0]
+    return (FREQ_BITS - np.log2(chosen)).sum(-1)
+
+
+def to_int(values: np.ndarray, bits: int) -> np.ndarray:
+    """round(values * 2**bits) in float64 (a power-of-two scaling is exact; rint rounds half to even)."""
+    return np.rint(np.asarray(values, dtype=np.float64) * float(2**bits))
+
+
+@dataclass
+class IntLayer:
+    """One masked convolution in integers: ``out = floor((conv(x, weight) + bias) / 2**shift)``.
+
+    ``weights``, ``biases`` and ``masks`` hold one entry per position class (one for the 3D and channel
+    contexts, two for the checkerboard: anchor squares and the others).
+    """
+
+    weights: list[np.ndarray]  # (out, in, k, k, k) float64 holding integers, masked taps zero
+    biases: list[np.ndarray]  # (out,) float64 holding integers, at the accumulator's scale
+    masks: list[np.ndarray]  # (k, k, k) bool
+    shift: int
+
+
+@dataclass
+class Step:
+    """One decoding step: the raster indices (c*H*W + h*W + w, ascending) of its symbols and their class."""
+
+    raster: np.ndarray  # int64
+    position_class: int
+    plan: dict = field(default_factory=dict, repr=False)  # gather indices, filled by IncrementalContext
+
+
+class IntegerContext:
+    """The integer network, its symbol codes and its decoding order: all the coder needs, in numpy."""
+
+    def __init__(self, *, levels: int, kind: str, kernel: int, width: int, codes: np.ndarray,
+                 layers: list[IntLayer], fingerprint: bytes, schedule: Schedule) -> None:
+        self.levels = int(levels)
+        self.kind = kind
+        self.kernel = int(kernel)
+        self.width = int(width)
+        self.codes = np.asarray(codes, dtype=np.float64)  # (L,) symbol -> integer input value
+        self.layers = layers
+        self.fingerprint = bytes(fingerprint)
+        self._schedule = schedule
+        self.check_bounds()
+        self._orders: dict[tuple[int, ...], list[Step]] = {}  # per shape (and joined groups per batch size)
+
+    def check_bounds(self) -> None:
+        """Prove that no accumulator can reach 2**53 for any symbols (interval arithmetic, worst case)."""
+        bound = float(np.abs(self.codes).max())
+        for i, layer in enumerate(self.layers):
+            acc = max(float((np.abs(w).reshape(len(w), -1).sum(1) * bound + np.abs(b)).max())
+                      for w, b in zip(layer.weights, layer.biases, strict=True))
+            if acc >= EXACT_LIMIT:
+                raise ConfigError(f"context layer {i}: fixed-point accumulators may reach {acc:.3g} >= 2**53; "
+                                  "the weights or centers are too large for exact coding")
+            out = acc / 2**layer.shift + 1
+            bound = out if i == 0 else bound + out  # hidden layers are residual: x + relu(...)
+
+    # --- the decoding order ------------------------------------------------------------------
+    def coding_order(self, shape: Shape) -> list[Step]:
+        """The decoding steps, in order (the schedule's steps, checked against the masks)."""
+        shape = tuple(int(v) for v in shape)
+        if shape not in self._orders:
+            step, position_class = (np.asarray(t, dtype=np.int64).reshape(-1) for t in self._schedule(shape))
+            self.verify_order(shape, step, position_class)
+            order = np.argsort(step * step.size + np.arange(step.size))
+            parts = np.split(order, np.cumsum(np.bincount(step))[:-1])
+            self._orders[shape] = [Step(raster, int(position_class[raster[0]])) for raster in parts if raster.size]
+        return self._orders[shape]
+
+    def verify_order(self, shape: Shape, step: np.ndarray, position_class: np.ndarray) -> None:
+        """Every first-layer tap must lie in an earlier step, every later-layer tap in an earlier or the same
+        step, and a step's symbols must share one position class; else the order cannot decode."""
+        channels, height, width = shape
+        if step.shape != (channels * height * width,) or position_class.shape != step.shape or step.min() < 0:
+            raise ConfigError(f"the {self.kind} context's decoding order does not fit the latent shape {shape}")
+        c, h, w = (t.reshape(-1) for t in np.meshgrid(*(np.arange(n) for n in shape), indexing="ij"))
+        r = self.kernel // 2
+        for i, layer in enumerate(self.layers):
+            for cls, mask in enumerate(layer.masks):
+                at = position_class == cls
+                for dc, dh, dw in (np.argwhere(mask) - r).tolist():
+                    qc, qh, qw = c[at] + dc, h[at] + dh, w[at] + dw
+                    inside = (qc >= 0) & (qc < channels) & (qh >= 0) & (qh < height) & (qw >= 0) & (qw < width)
+                    source = step[((qc * height + qh) * width + qw)[inside]]
+                    target = step[at][inside]
+                    ok = (source < target) if i == 0 else (source <= target)
+                    if not bool(ok.all()):
+                        raise ConfigError(f"the {self.kind} context's decoding order is not causal for its masks")
+        for value in np.unique(step):
+            if np.unique(position_class[step == value]).size != 1:
+                raise ConfigError(f"the {self.kind} context mixes position classes within a decoding step")
+
+    # --- the full pass (encoder side: all symbols known) ---------------------------------------
+    def logits(self, symbols: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Integer logits (N, C, H, W, L) int64 of every symbol given the symbols before it.
+
+        The decoder's own evaluation (``IncrementalContext``) with every symbol known in advance, so
+        consecutive decoding steps of one position class can be evaluated together, in groups whose
+        gathered inputs stay under WORKING_SET_BYTES (cache-friendly, few Python-level steps).
+        """
+        symbols = np.asarray(symbols, dtype=np.int64)
+        count, shape = len(symbols), tuple(symbols.shape[1:])
+        size = shape[0] * shape[1] * shape[2]
+        batch_size = batch_size or self.decode_batch_size(shape)
+        out = np.zeros((count, size, self.levels), dtype=np.int64)
+        states: dict[int, IncrementalContext] = {}
+        everything = np.arange(size)
+        for start in range(0, count, batch_size):
+            chunk = symbols[start:start + batch_size].reshape(-1, size)
+            if len(chunk) not in states:
+                states[len(chunk)] = IncrementalContext(self, len(chunk), shape)
+            state = states[len(chunk)]
+            state.set_symbols(everything, chunk)
+            for group in self._groups(shape, len(chunk)):
+                out[start:start + len(chunk), group.raster] = state.step_logits(group)
+        return out.reshape(count, *shape, self.levels)
+
+    def bytes_per_position(self) -> int:
+        """Bytes the widest layer gathers for one position of one image (float64)."""
+        return 8 * max(int(m.sum()) * layer.weights[0].shape[1] for layer in self.layers for m in layer.masks)
+
+    def decode_batch_size(self, shape: Shape) -> int:
+        """Images to decode together: the largest step's gathered block about WORKING_SET_BYTES."""
+        largest = max(len(step.raster) for step in self.coding_order(shape))
+        return max(64, min(1000, WORKING_SET_BYTES // (largest * self.bytes_per_position())))
+
+    def _groups(self, shape: Shape, count: int) -> list[Step]:
+        """Consecutive steps of one class joined while their gathered block stays under WORKING_SET_BYTES."""
+        key = (*shape, -count)
+        if key not in self._orders:
+            self._orders[key] = self._join_steps(shape, count)
+        return self._orders[key]
+
+    def _join_steps(self, shape: Shape, count: int) -> list[Step]:
+        limit = WORKING_SET_BYTES // (count * self.bytes_per_position())
+        groups: list[Step] = []
+        for step in self.coding_order(shape):
+            last = groups[-1] if groups else None
+            if last and last.position_class == step.position_class and len(last.raster) + len(step.raster) <= limit:
+                groups[-1] = Step(np.concatenate([last.raster, step.raster]), step.position_class)
+            else:
+                groups.append(step)
+        return groups
+
+    # --- export: the same object on a device without torch ----------------------------------------
+    def arrays(self, shapes: list[Shape]) -> dict[str, np.ndarray]:
+        """Everything ``load`` needs, as named arrays, with the decoding order of each latent shape in ``shapes``."""
+        meta = {"format": EXPORT_FORMAT, "scheme": SCHEME, "levels": self.levels, "kind": self.kind,
+                "kernel": self.kernel, "width": self.width, "fingerprint": self.fingerprint.hex(),
+                "layers": [{"shift": layer.shift, "classes": len(layer.weights)} for layer in self.layers],
+                "shapes": [list(map(int, s)) for s in shapes]}
+        out = {"meta": np.array(json.dumps(meta, sort_keys=True)), "codes": self.codes}
+        for i, layer in enumerate(self.layers):
+            for j, (w, b, m) in enumerate(zip(layer.weights, layer.biases, layer.masks, strict=True)):
+                out[f"layer{i}.class{j}.weight"] = w
+                out[f"layer{i}.class{j}.bias"] = b
+                out[f"layer{i}.class{j}.mask"] = m
+        for shape in shapes:
+            step, position_class = (np.asarray(t, dtype=np.int64) for t in self._schedule(tuple(shape)))
+            key = "x".join(map(str, shape))
+            out[f"order.{key}.step"], out[f"order.{key}.class"] = step, position_class
+        return out
+
+    def to_npz(self, shapes: list[Shape]) -> bytes:
+        """``arrays(shapes)`` as ``.npz`` bytes (the caller writes them, atomically); ``load`` reads them."""
+        buffer = io.BytesIO()
+        np.savez(buffer, **self.arrays(shapes))
+        return buffer.getvalue()
+
+    @classmethod
+    def load(cls, path: str | Path) -> IntegerContext:
+        """Rebuild the integer context written by ``to_npz`` (no pickles: plain arrays and a JSON string)."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            meta = json.loads(str(arrays["meta"]))
+        except (OSError, ValueError, KeyError) as err:
+            raise ConfigError(f"{path}: not an integer context model export ({err})") from err
+        if meta.get("format") != EXPORT_FORMAT or meta.get("scheme") != SCHEME:
+            raise ConfigError(f"{path}: integer context format {meta.get('format')} / {meta.get('scheme')} is not "
+                              f"supported (this jointcodec reads {EXPORT_FORMAT} / {SCHEME})")
+        layers = []
+        for i, spec in enumerate(meta["layers"]):
+            parts = [(arrays[f"layer{i}.class{j}.weight"], arrays[f"layer{i}.class{j}.bias"],
+                      arrays[f"layer{i}.class{j}.mask"].astype(bool)) for j in range(spec["classes"])]
+            layers.append(IntLayer([p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
+                                   int(spec["shift"])))
+        orders = {tuple(s): (arrays[f"order.{'x'.join(map(str, s))}.step"],
+                             arrays[f"order.{'x'.join(map(str, s))}.class"]) for s in meta["shapes"]}
+
+        def schedule(shape: Shape) -> tuple[np.ndarray, np.ndarray]:
+            if tuple(shape) not in orders:
+                raise ConfigError(f"the export holds the decoding order for latent shapes "
+                                  f"{sorted(orders)} only, not {tuple(shape)}")
+            return orders[tuple(shape)]
+
+        return cls(levels=meta["levels"], kind=meta["kind"], kernel=meta["kernel"], width=meta["width"],
+                   codes=arrays["codes"], layers=layers, fingerprint=bytes.fromhex(meta["fingerprint"]),
+                   schedule=schedule)
+
+    def digest(self) -> str:
+        """SHA-256 of the integer network (codes, weights, biases, masks, shifts): equal digests, equal coder."""
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(self.codes, dtype="<f8").tobytes())
+        for layer in self.layers:
+            h.update(str(layer.shift).encode())
+            for w, b, m in zip(layer.weights, layer.biases, layer.masks, strict=True):
+                for a, dtype in ((w, "<f8"), (b, "<f8"), (m, "u1")):
+                    h.update(np.ascontiguousarray(a, dtype=dtype).tobytes())
+        return h.hexdigest()
+
+
+class IncrementalContext:
+    """Evaluate the integer network only at the symbols of the next decoding step (decoder side).
+
+    Activations live in zero-padded buffers laid out (features, positions, N). A step runs the layers one
+    after another over its k positions: one gather of the layer's input at every tap of every position
+    (earlier steps, or this step for the layers after the first) gives a (features * taps, k * N) block, and
+    one matrix product with the flattened integer kernel of the step's position class gives the
+    (out, k * N) accumulators; then requantize and store. Every value equals what any other evaluation order
+    gives, because all arithmetic is exact (tests compare with the float model's convolution code).
+    """
+
+    def __init__(self, fixed: IntegerContext, count: int, shape: Shape) -> None:
+        self.fixed = fixed
+        r = fixed.kernel // 2
+        channels, height, width = shape
+        padded = (channels + r, height + 2 * r, width + 2 * r)
+        size = padded[0] * padded[1] * padded[2]
+        stride = np.array([padded[1] * padded[2], padded[2], 1])
+        # Only the zero padding must be initialised: every interior position is written (by its own step,
+        # or by set_symbols) before any tap reads it, so a context can be reused for the next batch as is.
+        self.inputs = np.empty((1, size, count))
+        self.buffers = [np.empty((fixed.width, size, count)) for _ in fixed.layers[:-1]]
+        self.taps, self.kernels, self.biases = [], [], []  # [layer][class]
+        for layer in fixed.layers:
+            taps, kernels = [], []
+            for weight, mask in zip(layer.weights, layer.masks, strict=True):
+                taps.append(((np.argwhere(mask) - r) * stride).sum(1))
+                kernels.append(np.ascontiguousarray(weight[:, :, mask].reshape(len(weight), -1)))  # (out, in * taps)
+            self.taps.append(taps)
+            self.kernels.append(kernels)
+            self.biases.append([b.reshape(-1, 1) for b in layer.biases])
+        c, h, w = np.meshgrid(np.arange(channels), np.arange(height), np.arange(width), indexing="ij")
+        self.raster_to_padded = ((c + r) * stride[0] + (h + r) * stride[1] + (w + r)).reshape(-1)
+        padding = np.ones(size, dtype=bool)
+        padding[self.raster_to_padded] = False
+        for buffer in (self.inputs, *self.buffers):
+            buffer[:, padding] = 0.0
+
+    def _plan(self, step: Step) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A step's padded positions and, per layer, the flat gather index (tap-major) of every tap and position."""
+        plan = step.plan.get("gather")
+        if plan is None:  # the same for every batch of this model and shape: computed once
+            positions = self.raster_to_padded[step.raster]
+            index = [(taps[step.position_class][:, None] + positions[None, :]).reshape(-1) for taps in self.taps]
+            plan = step.plan["gather"] = (positions, index)  # one assignment: safe to share between threads
+        return plan
+
+    def _layer(self, i: int, source: np.ndarray, index: np.ndarray, k: int, cls: int) -> np.ndarray:
+        count = source.shape[-1]
+        gathered = source.take(index, axis=1).reshape(-1, k * count)  # (in * taps, k * N)
+        acc = self.kernels[i][cls] @ gathered
+        acc += self.biases[i][cls]
+        acc *= 2.0 ** -self.fixed.layers[i].shift  # exact: a power of two
+        np.floor(acc, out=acc)
+        return acc.reshape(-1, k, count)
+
+    def step_logits(self, step: Step) -> np.ndarray:
+        """Integer logits (N, k, L) int64 of the k symbols of one decoding step."""
+        positions, index = self._plan(step)
+        k, cls = positions.size, step.position_class
+        x = np.maximum(self._layer(0, self.inputs, index[0], k, cls), 0.0)
+        self.buffers[0][:, positions] = x
+        for i in range(1, len(self.fixed.layers) - 1):
+            x = x + np.maximum(self._layer(i, self.buffers[i - 1], index[i], k, cls), 0.0)
+            self.buffers[i][:, positions] = x
+        logits = self._layer(len(self.fixed.layers) - 1, self.buffers[-1], index[-1], k, cls)
+        return logits.transpose(2, 1, 0).astype(np.int64)
+
+    def set_symbols(self, where: np.ndarray | Step, symbols: np.ndarray) -> None:
+        """Record symbols (N, k) at raster indices ``where`` (or at a decoding step's positions)."""
+        positions = self._plan(where)[0] if isinstance(where, Step) else self.raster_to_padded[np.asarray(where)]
+        self.inputs[0, positions, :] = self.fixed.codes[np.asarray(symbols)].T

@@ -1,0 +1,309 @@
+"""Training a reconstruction decoder p(x | z_hat) for a codec model (``jointcodec train-decoder``).
+
+Two ways, both writing ``decoder.safetensors`` (with the model's fingerprint) into the output folder:
+
+* **frozen** (the default): the codec model is not touched, so its bitstream and its labels cannot
+  change. The quantized latents of the training images are computed once (model in eval mode, no
+  gradients), then the decoder alone is trained on them with Adam on the MSE (optionally plus
+  ``ms_ssim_weight * (1 - MS-SSIM)``), cosine learning-rate decay. Per epoch: validation PSNR, atomic
+  checkpoints (``decoder.safetensors``, ``decoder_state.pt``), ``decoder_metrics.csv``; ``--resume``
+  continues from the last epoch. At the end: test PSNR / MS-SSIM in ``decoder_eval_test.json``.
+* **joint** (``--joint --mse-weight W``): the main recipe (``jointcodec.training.recipe.train``) trains
+  the codec model and the decoder together, with ``W * MSE`` added to its loss; the model starts from the
+  checkpoint's weights (a warm start) and keeps its recipe settings. The result is a *new* codec model
+  (``model.safetensors`` in the output folder, a new fingerprint) with its decoder beside it.
+
+The training images are the ones the model was trained on: the same seeded validation split is carved
+out (``val_size`` and ``seed`` of the model's own training record).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from jointcodec.data import ImageSet, load_split, normalize, train_val_split
+from jointcodec.errors import CheckpointError, ConfigError
+from jointcodec.models import JointModel
+from jointcodec.models.decoders import create_decoder, default_decoder_args
+from jointcodec.reconstruction import DECODER_WEIGHTS, decoder_record, load_decoder, save_decoder
+from jointcodec.training.history import History
+from jointcodec.utils import atomic_write, atomic_write_json
+
+DECODER_STATE = "decoder_state.pt"
+DECODER_METRICS = "decoder_metrics.csv"
+DECODER_KIND = "upsampling"
+EVAL_BATCH = 500
+
+
+@dataclass
+class DecoderTrainConfig:
+    checkpoint: str = "default"
+    out: str = "runs/decoder"
+    epochs: int = 4
+    batch_size: int = 128
+    lr: float | None = None  # None: 2e-3 (Adam, frozen) or the model's own recipe lr (joint)
+    ms_ssim_weight: float = 0.0
+    joint: bool = False
+    mse_weight: float = 1.0
+    train_subset: int = 0
+    data_dir: str | None = None
+    download: bool = False
+    resume: bool = False
+    test_at_end: bool = True
+    test_limit: int = 0  # evaluate only the first N test images (0: all)
+    progress: bool = True
+    seed: int = 0
+
+    def validate(self) -> None:
+        checks = [(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+                  (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+                  (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+                  (self.ms_ssim_weight >= 0, f"--ms-ssim-weight must be >= 0, got {self.ms_ssim_weight}"),
+                  (self.mse_weight > 0, f"--mse-weight must be > 0, got {self.mse_weight}"),
+                  (not (self.joint and self.ms_ssim_weight), "--ms-ssim-weight is for the frozen decoder only")]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+def new_decoder(model: JointModel, config: dict) -> tuple[torch.nn.Module, dict]:
+    """A fresh decoder sized for the model's latent; returns (decoder, its args)."""
+    preset = config["preset"]
+    image_size = preset["image_size"]
+    with torch.no_grad():
+        was_training = model.encoder.training
+        latent = model.encoder.eval()(torch.zeros(1, 3, image_size, image_size))
+        model.encoder.train(was_training)
+    args = default_decoder_args(latent.shape[1], image_size, latent.shape[-1])
+    return create_decoder(DECODER_KIND, args), args
+
+
+@torch.no_grad()
+def latent_symbols(model: JointModel, images: torch.Tensor, batch_size: int = EVAL_BATCH,
+                   progress: bool = False, desc: str = "latents") -> torch.Tensor:
+    """uint8 images -> quantized symbols (N, C, h, w), the model in eval mode (its BatchNorm statistics are
+    used, never updated). Stored as uint8 (L <= 256): 45,000 CIFAR latents take 46 MB."""
+    model.eval()
+    out = []
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, unit="batch"):
+        out.append(model.quantizer.symbols(model.encoder(normalize(images[start:start + batch_size]))))
+    symbols = torch.cat(out)
+    return symbols.to(torch.uint8) if model.levels <= 256 else symbols
+
+
+def training_images(config: DecoderTrainConfig, model_config: dict) -> tuple[ImageSet, ImageSet | None]:
+    """The model's own training images and validation split (same val_size and seed as its training)."""
+    recipe = model_config.get("train") or {}
+    dataset = model_config["dataset"]
+    data = load_split(dataset, "train", config.data_dir, config.download, model_config["preset"]["image_size"])
+    if config.train_subset:
+        data = data.subset(slice(0, config.train_subset))
+    val_size = min(int(recipe.get("val_size", 5000)), len(data) // 10)
+    return train_val_split(data, val_size, int(recipe.get("seed", 0)))
+
+
+def _loss(decoder: torch.nn.Module, values: torch.Tensor, target: torch.Tensor, ms_ssim_weight: float):
+    out = decoder(values)
+    loss = F.mse_loss(out, target)
+    if ms_ssim_weight:
+        from jointcodec.evaluation.reconstruction import ms_ssim
+
+        loss = loss + ms_ssim_weight * (1 - ms_ssim(target, out, differentiable=True).mean())
+    return loss
+
+
+@torch.no_grad()
+def _val_psnr(decoder: torch.nn.Module, model: JointModel, symbols: torch.Tensor, images: torch.Tensor) -> float:
+    from jointcodec.evaluation.reconstruction import psnr
+    from jointcodec.reconstruction import reconstruct, to_uint8
+
+    out = to_uint8(reconstruct(decoder, model.quantizer.dequantize(symbols.long()), EVAL_BATCH))
+    return psnr(images, out).mean().item()
+
+
+def train_decoder(config: DecoderTrainConfig) -> dict:
+    """Train a decoder (frozen or joint, see the module docstring); returns the final record."""
+    config.validate()
+    return _train_joint(config) if config.joint else _train_frozen(config)
+
+
+def _train_frozen(config: DecoderTrainConfig) -> dict:
+    from jointcodec.deploy import fingerprint, load_codec_model
+
+    out = Path(config.out)
+    model, model_config = load_codec_model(config.checkpoint)
+    if model_config.get("role") == "server":
+        raise ConfigError("the frozen decoder is trained on encoder outputs: give a full checkpoint or the "
+                          "edge part, not the server part")
+    model.eval()
+    for p in model.parameters():  # frozen: nothing may reach the codec model
+        p.requires_grad_(False)
+    digest = fingerprint(model)
+    torch.manual_seed(config.seed)
+    decoder, args = new_decoder(model, model_config)
+    lr = config.lr or 2e-3
+    optimizer = torch.optim.Adam(decoder.parameters(), lr=lr)
+
+    train_set, val_set = training_images(config, model_config)
+    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    total = config.epochs * steps_per_epoch
+    # Cosine decay to 2 % of the peak: Adam with a decayed rate ends lower than at a constant rate.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+    history = History(out / DECODER_METRICS)
+    start_epoch, elapsed = 0, 0.0
+    if config.resume:
+        state = _load_state(out)
+        if state["fingerprint"] != digest:
+            raise CheckpointError(f"--resume: {out} holds a decoder for model {state['fingerprint']}, "
+                                  f"not for {config.checkpoint} ({digest})")
+        decoder.load_state_dict(load_decoder(out / DECODER_WEIGHTS, digest)[0].state_dict())
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, history.rows = state["epoch"], state["history"]
+        elapsed = history.rows[-1]["elapsed_s"] if history.rows else 0.0
+
+    print(f"training a frozen decoder ({sum(p.numel() for p in decoder.parameters()):,} parameters) for model "
+          f"{digest} ({model_config['preset']['name']}) on {len(train_set)} images for {config.epochs} epochs; "
+          f"output {out}", flush=True)
+    started = time.time() - elapsed
+    # The latents are computed once: the encoder is frozen, so they never change.
+    train_symbols = latent_symbols(model, train_set.images, progress=config.progress, desc="train latents")
+    val_symbols = latent_symbols(model, val_set.images) if val_set is not None else None
+    targets = train_set.images
+    record_base = {"training": {**asdict(config), "kind": "frozen", "lr": lr, "train_images": len(train_set)}}
+    generator = torch.Generator().manual_seed(config.seed)
+    for _ in range(start_epoch):  # the same permutations as an uninterrupted run
+        torch.randperm(len(train_set), generator=generator)
+    for epoch in range(start_epoch, config.epochs):
+        decoder.train()
+        order = torch.randperm(len(train_set), generator=generator)
+        total_loss = 0.0
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress,
+                   leave=False, unit="step")
+        for step in bar:
+            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            values = model.quantizer.dequantize(train_symbols[idx].long())
+            loss = _loss(decoder, values, targets[idx].float() / 255.0, config.ms_ssim_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total_loss += loss.item()
+            bar.set_postfix(loss=f"{total_loss / (step + 1):.5f}")
+        row = {"epoch": epoch + 1, "train_loss": total_loss / steps_per_epoch, "lr": scheduler.get_last_lr()[0]}
+        if val_set is not None:
+            row["val_psnr"] = _val_psnr(decoder, model, val_symbols, val_set.images)
+        row["elapsed_s"] = time.time() - started
+        history.append(row)
+        record = decoder_record(DECODER_KIND, args, digest, model_config["preset"]["name"], epoch=epoch + 1,
+                                history=history.rows, **record_base)
+        save_decoder(out / DECODER_WEIGHTS, decoder, record)
+        state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+                 "history": history.rows, "fingerprint": digest}
+        atomic_write(out / DECODER_STATE, lambda tmp, state=state: torch.save(state, tmp))
+        val = f" | val PSNR {row['val_psnr']:.2f} dB" if "val_psnr" in row else ""
+        print(f"epoch {epoch + 1:3d} | mse loss {row['train_loss']:.5f}{val} | {row['elapsed_s'] / 60:.1f} min",
+              flush=True)
+
+    result = {"history": history.rows, "out": str(out), "fingerprint": digest}
+    if config.test_at_end:
+        result["test"] = _test(model, model_config, decoder, config, out, digest, args, record_base, history)
+    return result
+
+
+def _test(model, model_config, decoder, config, out: Path, digest: str, args: dict, record_base: dict,
+          history: History) -> dict:
+    """Test PSNR / MS-SSIM; written to ``decoder_eval_test.json`` and into the decoder's metadata."""
+    from jointcodec.evaluation.reconstruction import evaluate_reconstruction
+
+    test = load_split(model_config["dataset"], "test", config.data_dir, config.download,
+                      model_config["preset"]["image_size"])
+    if config.test_limit:
+        test = test.subset(slice(0, config.test_limit))
+    metrics = evaluate_reconstruction(model, decoder, test)
+    metrics.update(n_images=len(test), dataset=test.name, split="test", fingerprint=digest)
+    atomic_write_json(out / "decoder_eval_test.json", metrics)
+    record = decoder_record(DECODER_KIND, args, digest, model_config["preset"]["name"], epoch=config.epochs,
+                            history=history.rows, test=metrics, **record_base)
+    save_decoder(out / DECODER_WEIGHTS, decoder, record)
+    print(f"test ({len(test)} images): PSNR {metrics['psnr']:.2f} dB, MS-SSIM {metrics['ms_ssim']:.4f}", flush=True)
+    return metrics
+
+
+def _load_state(out: Path) -> dict:
+    path = out / DECODER_STATE
+    if not path.is_file():
+        raise CheckpointError(f"cannot resume: {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a damaged pickle
+        raise CheckpointError(f"cannot resume from {path}: {err}") from err
+
+
+def _train_joint(config: DecoderTrainConfig) -> dict:
+    """Codec model and decoder together: the main recipe with an MSE term (``recipe.Auxiliary``)."""
+    from jointcodec.checkpoint import load_model
+    from jointcodec.data.augment import MEAN, STD
+    from jointcodec.deploy import fingerprint
+    from jointcodec.training.recipe import Auxiliary, TrainConfig, train
+
+    source, source_config = load_model(config.checkpoint)
+    recipe = dict(source_config.get("train") or {})
+    if not recipe:
+        raise CheckpointError(f"{config.checkpoint} carries no training record; --joint reuses its recipe settings")
+    out = Path(config.out)
+    fields = TrainConfig.__dataclass_fields__
+    settings = {k: v for k, v in recipe.items() if k in fields}
+    settings.update(out=str(out), epochs=config.epochs, resume=config.resume, progress=config.progress,
+                    test_at_end=config.test_at_end, train_subset=config.train_subset or settings.get("train_subset", 0),
+                    data_dir=config.data_dir, download=config.download,
+                    extra={**settings.get("extra", {}), "decoder": {"mse_weight": config.mse_weight,
+                                                                   "warm_start": str(config.checkpoint)}})
+    if config.lr:
+        settings["lr"] = config.lr
+    if config.train_subset:  # keep a validation split that the subset can afford
+        settings["val_size"] = min(int(settings.get("val_size", 0)), config.train_subset // 10)
+    train_config = TrainConfig(**settings)
+    torch.manual_seed(config.seed)
+    decoder, args = new_decoder(source, source_config)
+    if config.resume:
+        decoder, _ = load_decoder(out / DECODER_WEIGHTS)  # the fingerprint changes every epoch of joint training
+    preset_name = source_config["preset"]["name"]
+    record_base = {"training": {**asdict(config), "kind": "joint"}}
+
+    def loss(module, images: torch.Tensor, output) -> torch.Tensor:
+        target = images.float() * STD.to(images.device) + MEAN.to(images.device)  # back to [0, 1]
+        return config.mse_weight * F.mse_loss(module(output.values), target)
+
+    def save(run_dir: Path, model: JointModel, epoch: int) -> None:
+        save_decoder(Path(run_dir) / DECODER_WEIGHTS, decoder,
+                     decoder_record(DECODER_KIND, args, fingerprint(model), preset_name, epoch=epoch, **record_base))
+
+    def warm_start(model: JointModel) -> None:
+        model.load_state_dict(source.state_dict())
+
+    result = train(train_config, Auxiliary(module=decoder, loss=loss, save=save, init_model=warm_start))
+    if config.test_at_end:
+        from jointcodec.checkpoint import load_model as reload
+        from jointcodec.evaluation.reconstruction import evaluate_reconstruction
+
+        model, model_config = reload(out)
+        test = load_split(model_config["dataset"], "test", config.data_dir, config.download,
+                          model_config["preset"]["image_size"])
+        if config.test_limit:
+            test = test.subset(slice(0, config.test_limit))
+        trained, _ = load_decoder(out / DECODER_WEIGHTS, fingerprint(model))
+        metrics = evaluate_reconstruction(model, trained, test)
+        atomic_write_json(out / "decoder_eval_test.json", {**metrics, "n_images": len(test)})
+        result["decoder_test"] = metrics
+        print(f"decoder test ({len(test)} images): PSNR {metrics['psnr']:.2f} dB, MS-SSIM {metrics['ms_ssim']:.4f}",
+              flush=True)
+    return result

@@ -1,0 +1,119 @@
+"""Classic codec wrappers on real CIFAR-10 images: round trips, payload cuts, ladders and the rate search."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jointcodec.codecs import CODECS, CodecError, PayloadCutError, get_codec
+from jointcodec.codecs.batch import code_images
+from jointcodec.codecs.rate import find_setting
+from jointcodec.data import load_split
+from jointcodec.errors import ConfigError
+
+NAMES = list(CODECS)
+# A setting near the top of each codec's range: decoding must come close to the original there.
+HIGH = {"jpeg420": 95, "jpeg444": 95, "jpeg2000": 50.0, "webp": 100, "hevc": 95, "avif": 95, "jpegxl": 0.3}
+SAMPLE = 24
+
+
+@pytest.fixture(scope="module")
+def test_images(data_dir: Path) -> np.ndarray:
+    """The first 200 CIFAR-10 test images as (N, 32, 32, 3) uint8."""
+    data = load_split("cifar10", "test", data_dir).subset(slice(0, 200))
+    return np.ascontiguousarray(data.images.permute(0, 2, 3, 1).numpy())
+
+
+def mid(name: str):
+    ladder = get_codec(name).ladder
+    return ladder[len(ladder) // 2]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_round_trip(name: str, test_images: np.ndarray) -> None:
+    codec = get_codec(name)
+    image = test_images[0]
+    decoded = codec.decode(codec.encode(image, mid(name)))
+    assert decoded.shape == image.shape and decoded.dtype == np.uint8
+    high = code_images(codec, test_images[:SAMPLE], HIGH[name])
+    low = code_images(codec, test_images[:SAMPLE], codec.ladder[0])
+    assert high.psnr(test_images[:SAMPLE]) > 34.0  # near identity at high quality
+    assert high.psnr(test_images[:SAMPLE]) > low.psnr(test_images[:SAMPLE]) + 8
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_payload_differs_between_images(name: str, test_images: np.ndarray) -> None:
+    codec = get_codec(name)
+    first, second = (codec.encode(test_images[i], mid(name)) for i in (0, 1))
+    assert codec.layout(first).payload_of(first) != codec.layout(second).payload_of(second)
+    assert 0 < codec.payload_bits(first) < 8 * len(first)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_excluded_part_is_identical_across_images(name: str, test_images: np.ndarray) -> None:
+    """Everything but the payload and the length fields is the same for every image at a setting."""
+    codec = get_codec(name)
+    for setting in (codec.ladder[0], codec.ladder[-1]):
+        files = [codec.encode(image, setting) for image in test_images[:SAMPLE]]
+        layouts = [codec.layout(f) for f in files]
+        for f, layout in zip(files, layouts, strict=True):
+            framing = sum(b - a for a, b in layout.framing)
+            assert layout.payload_bytes + framing + len(layout.shared_of(f)) == len(f)
+            assert all(b - a <= 4 for a, b in layout.framing)  # length fields and pad bytes, nothing bigger
+        exact = {layout.shared_of(f) for f, layout in zip(files, layouts, strict=True) if layout.exact}
+        assert len(exact) == 1, f"{name} at {setting}: {len(exact)} different shared parts"
+        shared = exact.pop()
+        for f, layout in zip(files, layouts, strict=True):
+            if not layout.exact:  # counted more than the payload: its shared part is a prefix of the rest
+                assert shared.startswith(layout.shared_of(f))
+        assert sum(not layout.exact for layout in layouts) <= SAMPLE // 4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ladder_rate_increases(name: str, test_images: np.ndarray) -> None:
+    codec = get_codec(name)
+    rates = [code_images(codec, test_images[:SAMPLE], s).payload_bpp for s in codec.ladder]
+    assert all(a < b for a, b in zip(rates, rates[1:], strict=False)), rates
+    assert len(codec.ladder) >= 4
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_damaged_files_are_refused(name: str, test_images: np.ndarray) -> None:
+    codec = get_codec(name)
+    data = codec.encode(test_images[0], mid(name))
+    for damaged in (b"not an image file at all", data[: len(data) // 2]):
+        with pytest.raises(PayloadCutError):
+            codec.layout(damaged)
+    with pytest.raises(CodecError):
+        codec.decode(b"not an image file at all")
+
+
+def test_jpeg420_payload_matches_the_brief(test_images: np.ndarray) -> None:
+    """BRIEF.md section 3 reference (first 2,000 test images): Q 5 / 10 / 20 -> 0.36 / 0.58 / 0.91 bpp."""
+    codec = get_codec("jpeg420")
+    for quality, reference in ((5, 0.36), (10, 0.58), (20, 0.91)):
+        assert abs(code_images(codec, test_images, quality).payload_bpp - reference) < 0.03
+
+
+def test_rate_search_hits_targets(test_images: np.ndarray) -> None:
+    images = test_images[:100]
+    jpeg = find_setting(get_codec("jpeg420"), images, 0.8)
+    assert jpeg.reached and abs(jpeg.payload_bpp - 0.8) < 0.03 and isinstance(jpeg.setting, int)
+    assert abs(code_images("jpeg420", images, jpeg.setting).payload_bpp - jpeg.payload_bpp) < 1e-9
+    jxl = find_setting(get_codec("jpegxl"), images, 1.5, tolerance=0.03)  # rate falls as the distance grows
+    assert jxl.reached and abs(jxl.payload_bpp - 1.5) <= 0.03
+    out_of_reach = find_setting(get_codec("jpegxl"), images, 0.2)
+    assert not out_of_reach.reached and out_of_reach.setting == 25.0
+
+
+def test_settings_and_names_are_checked() -> None:
+    assert get_codec("jpeg420").check_setting("20") == 20
+    assert get_codec("jpegxl").check_setting("1.5") == 1.5
+    for name, bad in (("jpeg420", "0"), ("jpeg420", "20.5"), ("jpeg420", "x"), ("jpegxl", "30"),
+                      ("jpeg2000", "nan"), ("webp", "101")):
+        with pytest.raises(ConfigError, match=name):
+            get_codec(name).check_setting(bad)
+    with pytest.raises(ConfigError, match="unknown codec 'bpg'"):
+        get_codec("bpg")
