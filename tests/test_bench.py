@@ -11,8 +11,10 @@ import pytest
 import torch
 from torch import nn
 
+from jointcodec.checkpoint import load_model
+from jointcodec.data import normalize
 from jointcodec.evaluation.bench import macs_of, ratios
-from jointcodec.evaluation.complexity import count_macs
+from jointcodec.evaluation.complexity import count_macs, count_params
 
 CLI = [sys.executable, "-m", "jointcodec.cli.main"]
 
@@ -63,8 +65,11 @@ def test_bench_runs_with_one_thread(cli_env: dict, tmp_path: Path) -> None:
     compressai_rows = [n for n in names if n.startswith("bmshj2018")]
     assert compressai_rows or result["compressai"]  # present, or the reason it is missing is stated
     encoder = result["candidates"][0]
-    assert encoder["macs"] == 14_376_960  # as `evaluate` reports it (docs/results/cifar10/default-test.json)
-    assert encoder["params"] == 59_768 and encoder["size_fp32_bytes"] > 4 * 59_768
+    model, _ = load_model("default")
+    example = normalize(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))
+    assert encoder["macs"] == count_macs(model.encoder, example)  # what `evaluate` reports as encoder_macs
+    params = count_params(model.encoder)
+    assert encoder["params"] == params and encoder["size_fp32_bytes"] > 4 * params
     for row in result["candidates"]:
         timing = row["timings"]["threads_1"]
         assert timing["latency_ms_b1"] > 0 and timing["throughput_b64"] > 0

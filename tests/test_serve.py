@@ -53,7 +53,7 @@ def _error(response, status: int, code: str) -> None:
 def test_health_and_model(client: TestClient, codec: Codec) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     info = client.get("/v1/model").json()
-    assert info["fingerprint"] == codec.fingerprint.hex() and info["preset"] == "cifar-v1"
+    assert info["fingerprint"] == codec.fingerprint.hex() and info["preset"] == codec.config["preset"]["name"]
     assert info["levels"] == 2 and info["classes"][0] == "airplane" and info["latent_shape"] == [16, 8, 8]
 
 

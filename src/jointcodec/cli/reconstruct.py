@@ -28,7 +28,8 @@ def add_train_decoder(sub) -> None:
     p.add_argument("--checkpoint", default=d.checkpoint, help="the codec model (run directory, file, shipped name)")
     p.add_argument("--out", required=True, help="folder for decoder.safetensors, its state and metrics")
     p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="default: 128 for the frozen decoder; the model's recipe batch size with --joint")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default: 2e-3 with Adam for the frozen decoder; the model's recipe lr "
                         "with --joint)")

@@ -47,7 +47,7 @@ class DecoderTrainConfig:
     checkpoint: str = "default"
     out: str = "runs/decoder"
     epochs: int = 4
-    batch_size: int = 128
+    batch_size: int | None = None  # None: 128 (frozen) or the model's own recipe batch size (joint)
     lr: float | None = None  # None: 2e-3 (Adam, frozen) or the model's own recipe lr (joint)
     ms_ssim_weight: float = 0.0
     joint: bool = False
@@ -63,7 +63,7 @@ class DecoderTrainConfig:
 
     def validate(self) -> None:
         checks = [(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-                  (self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+                  ((self.batch_size or 1) >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
                   (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
                   (self.ms_ssim_weight >= 0, f"--ms-ssim-weight must be >= 0, got {self.ms_ssim_weight}"),
                   (self.mse_weight > 0, f"--mse-weight must be > 0, got {self.mse_weight}"),
@@ -152,7 +152,8 @@ def _train_frozen(config: DecoderTrainConfig) -> dict:
     optimizer = torch.optim.Adam(decoder.parameters(), lr=lr)
 
     train_set, val_set = training_images(config, model_config)
-    steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+    batch_size = config.batch_size or 128
+    steps_per_epoch = math.ceil(len(train_set) / batch_size)
     total = config.epochs * steps_per_epoch
     # Cosine decay to 2 % of the peak: Adam with a decayed rate ends lower than at a constant rate.
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -189,7 +190,7 @@ def _train_frozen(config: DecoderTrainConfig) -> dict:
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress,
                    leave=False, unit="step")
         for step in bar:
-            idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+            idx = order[step * batch_size:(step + 1) * batch_size]
             values = model.quantizer.dequantize(train_symbols[idx].long())
             loss = _loss(decoder, values, targets[idx].float() / 255.0, config.ms_ssim_weight)
             optimizer.zero_grad(set_to_none=True)
@@ -269,6 +270,8 @@ def _train_joint(config: DecoderTrainConfig) -> dict:
                                                                    "warm_start": str(config.checkpoint)}})
     if config.lr:
         settings["lr"] = config.lr
+    if config.batch_size:
+        settings["batch_size"] = config.batch_size
     if config.train_subset:  # keep a validation split that the subset can afford
         settings["val_size"] = min(int(settings.get("val_size", 0)), config.train_subset // 10)
     train_config = TrainConfig(**settings)

@@ -107,7 +107,8 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def triangle_schedule(total_steps: int):
     warmup = max(1, int(WARMUP_FRACTION * total_steps))
-    return lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / (total_steps - warmup)))
+    decay = max(1, total_steps - warmup)  # a run of a step or two has no decay phase to divide by
+    return lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / decay))
 
 
 def sharded_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int, world: int):
