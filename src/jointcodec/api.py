@@ -70,8 +70,11 @@ class Codec:
     def symbols(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """uint8 images (N, 3, H, W) -> latent symbols (N, C, h, w) int64 (encoder + quantizer)."""
         images = _as_image_batch(images)
-        out = [self.model.quantizer.symbols(self.model.encoder(normalize(images[i:i + batch_size])))
-               for i in range(0, len(images), batch_size)]
+        # channels_last: the encoder's convolutions run about 1.5x faster on CPU in that layout (measured)
+        self.model.encoder.to(memory_format=torch.channels_last)
+        out = [self.model.quantizer.symbols(self.model.encoder(
+            normalize(images[i:i + batch_size]).contiguous(memory_format=torch.channels_last)))
+            for i in range(0, len(images), batch_size)]
         return torch.cat(out)
 
     def encode_symbols(self, symbols: torch.Tensor) -> Encoded:
