@@ -1,7 +1,8 @@
 """Reconstruction quality of jointcodec's decoder next to JPEG 4:2:0 and WebP at the same payload bpp.
 
-    python scripts/reconstruction_grid.py --checkpoint default --limit 2000 \
-        --json docs/results/cifar10/reconstruction-default.json --grid docs/reconstructions_cifar10.png
+    python scripts/reconstruction_grid.py --checkpoint runs/cifar10-v1-L2 \
+        --decoder runs/decoder-default/decoder.safetensors --limit 2000 --full-test \
+        --json docs/results/cifar10/reconstruction-cifar10-v1-L2.json --grid docs/reconstructions_cifar10-v1-L2.png
 
 For each checkpoint (several may be given: one point per jointcodec rate):
 
