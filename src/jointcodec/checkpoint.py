@@ -89,12 +89,12 @@ def load_model(path: str | Path, map_location: str = "cpu") -> tuple[JointModel,
     return model.eval(), config
 
 
-def save_trainer_state(run_dir: str | Path, state: dict) -> None:
-    atomic_write(Path(run_dir) / TRAINER_STATE, lambda tmp: torch.save(state, tmp))
+def save_trainer_state(run_dir: str | Path, state: dict, name: str = TRAINER_STATE) -> None:
+    atomic_write(Path(run_dir) / name, lambda tmp: torch.save(state, tmp))
 
 
-def load_trainer_state(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / TRAINER_STATE
+def load_trainer_state(run_dir: str | Path, name: str = TRAINER_STATE) -> dict:
+    path = Path(run_dir) / name
     if not path.is_file():
         raise CheckpointError(f"cannot resume: {path} does not exist")
     try:

@@ -28,13 +28,14 @@ import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from jointcodec.checkpoint import load_trainer_state, save_trainer_state
 from jointcodec.data import ImageSet, load_split, normalize, train_val_split
 from jointcodec.errors import CheckpointError, ConfigError
 from jointcodec.models import JointModel
 from jointcodec.models.decoders import create_decoder, default_decoder_args
 from jointcodec.reconstruction import DECODER_WEIGHTS, decoder_record, load_decoder, save_decoder
 from jointcodec.training.history import History
-from jointcodec.utils import atomic_write, atomic_write_json
+from jointcodec.utils import atomic_write_json
 
 DECODER_STATE = "decoder_state.pt"
 DECODER_METRICS = "decoder_metrics.csv"
@@ -161,7 +162,7 @@ def _train_frozen(config: DecoderTrainConfig) -> dict:
     history = History(out / DECODER_METRICS)
     start_epoch, elapsed = 0, 0.0
     if config.resume:
-        state = _load_state(out)
+        state = load_trainer_state(out, DECODER_STATE)
         if state["fingerprint"] != digest:
             raise CheckpointError(f"--resume: {out} holds a decoder for model {state['fingerprint']}, "
                                   f"not for {config.checkpoint} ({digest})")
@@ -209,7 +210,7 @@ def _train_frozen(config: DecoderTrainConfig) -> dict:
         save_decoder(out / DECODER_WEIGHTS, decoder, record)
         state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
                  "history": history.rows, "fingerprint": digest}
-        atomic_write(out / DECODER_STATE, lambda tmp, state=state: torch.save(state, tmp))
+        save_trainer_state(out, state, DECODER_STATE)
         val = f" | val PSNR {row['val_psnr']:.2f} dB" if "val_psnr" in row else ""
         print(f"epoch {epoch + 1:3d} | mse loss {row['train_loss']:.5f}{val} | {row['elapsed_s'] / 60:.1f} min",
               flush=True)
@@ -237,16 +238,6 @@ def _test(model, model_config, decoder, config, out: Path, digest: str, args: di
     save_decoder(out / DECODER_WEIGHTS, decoder, record)
     print(f"test ({len(test)} images): PSNR {metrics['psnr']:.2f} dB, MS-SSIM {metrics['ms_ssim']:.4f}", flush=True)
     return metrics
-
-
-def _load_state(out: Path) -> dict:
-    path = out / DECODER_STATE
-    if not path.is_file():
-        raise CheckpointError(f"cannot resume: {path} does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a damaged pickle
-        raise CheckpointError(f"cannot resume from {path}: {err}") from err
 
 
 def _train_joint(config: DecoderTrainConfig) -> dict:
