@@ -12,7 +12,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 from jointcodec import DataError
-from jointcodec.data import load_split, normalize
+from jointcodec.data import LazyImages, datasets, load_split, normalize
 from jointcodec.models import create_model, get_preset
 from jointcodec.training.recipe import parameter_groups
 
@@ -41,6 +41,15 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tree(tmp_path_factory.mktemp("imagefolder"), (SIZE, SIZE))
 
 
+@pytest.fixture
+def stream(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> bool:
+    """Parametrized (indirectly) by whether ImageFolder splits are streamed from disk, as ImageNet's are: a pixel
+    limit of 0 streams every split."""
+    if request.param:
+        monkeypatch.setattr(datasets, "IN_MEMORY_PIXEL_LIMIT", 0)
+    return request.param
+
+
 def test_load_imagefolder_split(tree: Path) -> None:
     for split in ("train", "test"):
         data = load_split(f"imagefolder:{tree}", split, image_size=SIZE)
@@ -66,9 +75,11 @@ def test_missing_imagefolder_is_a_data_error(tmp_path: Path) -> None:
         load_split(f"imagefolder:{tmp_path / 'nothing'}", "train", image_size=SIZE)
 
 
-@pytest.mark.parametrize("preset", ["imagenet-v3", "imagenet-v4"])
-def test_one_training_step(tree: Path, preset: str) -> None:
+@pytest.mark.parametrize(("preset", "stream"), [("imagenet-v3", False), ("imagenet-v4", False), ("imagenet-v3", True)],
+                         indirect=["stream"], ids=["imagenet-v3", "imagenet-v4", "imagenet-v3-streamed"])
+def test_one_training_step(tree: Path, preset: str, stream: bool) -> None:
     data = load_split(f"imagefolder:{tree}", "train", image_size=SIZE)
+    assert data.streamed == stream
     torch.manual_seed(0)
     model = create_model(preset, levels=3, num_classes=len(data.classes)).train()
     assert get_preset(preset).encoder == "imagenet"
@@ -93,11 +104,17 @@ def test_one_training_step(tree: Path, preset: str) -> None:
         assert not torch.equal(dict(model.named_parameters())[name], before[name]), f"{name} did not move"
 
 
-def test_training_on_mixed_size_imagefolder_uses_the_preset_size(tmp_path: Path) -> None:
-    """Real ImageFolder data sets mix image sizes: training crops them to the preset's size, as evaluation does."""
+@pytest.mark.parametrize("stream", [False, True], indirect=True, ids=["in-memory", "streamed"])
+def test_training_on_mixed_size_imagefolder_uses_the_preset_size(tmp_path: Path, stream: bool,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real ImageFolder data sets mix image sizes: training crops them to the preset's size, as evaluation does
+    (streamed: the training loop, validation split and evaluation all read a lazy store)."""
     from jointcodec.cli.main import main
     from jointcodec.training import TrainConfig, train
 
+    decoded = []
+    read = LazyImages.__getitem__
+    monkeypatch.setattr(LazyImages, "__getitem__", lambda self, index: decoded.append(index) or read(self, index))
     root = write_tree(tmp_path / "data", [(40, 48), (64, 36), (33, 33)], per_class=6)
     run = tmp_path / "run"
     result = train(TrainConfig(preset="cifar-v1", dataset=f"imagefolder:{root}", levels=2, epochs=1, batch_size=4,
@@ -108,3 +125,4 @@ def test_training_on_mixed_size_imagefolder_uses_the_preset_size(tmp_path: Path)
     assert main(["evaluate", "--checkpoint", str(run), "--json", str(tmp_path / "eval.json"), "--no-progress"]) == 0
     evaluated = json.loads((tmp_path / "eval.json").read_text())
     assert evaluated["image_size"] == [size, size] and evaluated["n_images"] == 12
+    assert bool(decoded) == stream

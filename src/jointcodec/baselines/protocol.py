@@ -80,7 +80,7 @@ def _split(protocol: Protocol, runtime: Runtime, split: str) -> ImageSet:
 
 
 def _hwc(data: ImageSet) -> np.ndarray:
-    return np.ascontiguousarray(data.images.permute(0, 2, 3, 1).numpy())
+    return np.ascontiguousarray(data.all_images("the classic-codec baselines").permute(0, 2, 3, 1).numpy())
 
 
 def _decoded_set(data: ImageSet, coded: Coded) -> ImageSet:

@@ -139,7 +139,7 @@ def run_ladder(args) -> int:
     data = load_split(args.dataset, args.split, args.data_dir)
     if args.limit:
         data = data.subset(slice(0, args.limit))
-    images = np.ascontiguousarray(data.images.permute(0, 2, 3, 1).numpy())
+    images = np.ascontiguousarray(data.all_images("jointcodec ladder").permute(0, 2, 3, 1).numpy())
     table = {}
     print(f"{'codec':9s} {'setting':>8s} {'payload bpp':>11s} {'file bpp':>9s} {'overhead B':>10s} "
           f"{'PSNR dB':>8s} {'enc ms':>7s} {'dec ms':>7s}  (median CPU time per image)")

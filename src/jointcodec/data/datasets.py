@@ -1,4 +1,4 @@
-"""Data sets: CIFAR-10/100 and ImageFolder trees, held in memory as uint8 tensors when they are small.
+"""Data sets: CIFAR-10/100 and ImageFolder trees, as uint8 images in memory, or streamed from disk when large.
 
 Where a data set is looked for, in order, under the data directory DIR (``--data-dir``, else the
 environment variable ``JOINTCODEC_DATA``, else ``~/.cache/jointcodec/data``):
@@ -10,6 +10,11 @@ environment variable ``JOINTCODEC_DATA``, else ``~/.cache/jointcodec/data``):
    ``download=True`` fetches when the machine is online.
 
 ``imagefolder:PATH`` names any ImageFolder tree with ``train/`` and ``test/`` folders.
+
+Small sets (CIFAR, npz, ImageFolder splits up to ``IN_MEMORY_PIXEL_LIMIT`` pixels) are held in memory as one
+uint8 tensor. A larger ImageFolder split (ImageNet) is streamed from disk: ``ImageSet.images`` is then a
+:class:`~jointcodec.data.streaming.LazyImages` store that decodes each indexed batch on ``workers`` threads
+(default: one per CPU), with the same resize and centre crop; ``load_split(..., stream=True)`` forces it.
 """
 
 from __future__ import annotations
@@ -22,20 +27,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jointcodec.data.streaming import LazyImages, decode_images, imagefolder_transform
 from jointcodec.errors import DataError
 
 ENV_DATA_DIR = "JOINTCODEC_DATA"
 CIFAR = {"cifar10": "CIFAR10", "cifar100": "CIFAR100"}
 SPLITS = ("train", "test")
-# Above this many pixels an ImageFolder split is streamed from disk instead of held in memory.
+# Above this many pixels (6 GB as uint8 RGB) an ImageFolder split is streamed from disk instead of held in memory.
 IN_MEMORY_PIXEL_LIMIT = 2_000_000_000
 
 
 @dataclass
 class ImageSet:
-    """A labelled split in memory: ``images`` (N, 3, H, W) uint8, ``labels`` (N,) int64."""
+    """A labelled split: ``images`` (N, 3, H, W) uint8, ``labels`` (N,) int64.
 
-    images: torch.Tensor
+    ``images`` is a tensor in memory, or for a streamed split a :class:`LazyImages` store that decodes the
+    files a slice or index tensor selects; both index alike.
+    """
+
+    images: torch.Tensor | LazyImages
     labels: torch.Tensor
     classes: list[str]
     name: str
@@ -45,7 +55,27 @@ class ImageSet:
         return len(self.labels)
 
     def subset(self, indices: torch.Tensor | slice) -> ImageSet:
-        return ImageSet(self.images[indices], self.labels[indices], self.classes, self.name, self.split)
+        images = self.images.subset(indices) if self.streamed else self.images[indices]
+        return ImageSet(images, self.labels[indices], self.classes, self.name, self.split)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the images are decoded from disk when indexed (a :class:`LazyImages` store)."""
+        return isinstance(self.images, LazyImages)
+
+    def all_images(self, purpose: str) -> torch.Tensor:
+        """Every image as one tensor, for code that needs them at once (``purpose`` names it in the error).
+
+        A streamed split is decoded when it fits under ``IN_MEMORY_PIXEL_LIMIT`` (a subset, say); a larger
+        one raises DataError rather than filling the memory.
+        """
+        if not self.streamed:
+            return self.images
+        count, _, height, width = self.images.shape
+        if count * height * width > IN_MEMORY_PIXEL_LIMIT:
+            raise DataError(f"{purpose} needs all images in memory, but {self.name}:{self.split} ({count} images "
+                            f"at {height}x{width}) is too large and streamed from disk; take a smaller subset")
+        return self.images[:]
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -57,21 +87,28 @@ def default_data_dir() -> Path:
 
 
 def load_split(name: str, split: str, data_dir: str | Path | None = None, download: bool = False,
-               image_size: int | None = None) -> ImageSet:
-    """Load one split of a data set into memory (see the module docstring for where it is looked for)."""
+               image_size: int | None = None, stream: bool | None = None, workers: int | None = None) -> ImageSet:
+    """Load one split of a data set (see the module docstring for where it is looked for).
+
+    ``stream``: ``None`` streams an ImageFolder split from disk when it exceeds ``IN_MEMORY_PIXEL_LIMIT`` at
+    ``image_size``, ``True`` always (ImageFolder only; needs ``image_size``), ``False`` never.
+    ``workers``: threads decoding ImageFolder images (default: one per CPU).
+    """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     root = Path(data_dir) if data_dir else default_data_dir()
     if name.startswith("imagefolder:"):
-        return _load_imagefolder(Path(name.split(":", 1)[1]) / split, name, split, image_size)
+        return _load_imagefolder(Path(name.split(":", 1)[1]) / split, name, split, image_size, stream, workers)
     if name not in CIFAR and not (root / name / split).is_dir():
         raise DataError(f"unknown data set {name!r}: expected one of {', '.join(CIFAR)}, "
                         f"imagefolder:PATH, or a folder {root / name / split}")
     npz = root / name / f"{split}.npz"
+    if not npz.is_file() and (root / name / split).is_dir():
+        return _load_imagefolder(root / name / split, name, split, image_size, stream, workers)
+    if stream:
+        raise DataError(f"{name}:{split} is not an ImageFolder tree; only those can be streamed from disk")
     if npz.is_file():
         return _load_npz(npz, name, split)
-    if (root / name / split).is_dir():
-        return _load_imagefolder(root / name / split, name, split, image_size)
     return _load_torchvision_cifar(name, split, root, download)
 
 
@@ -112,42 +149,29 @@ def _load_torchvision_cifar(name: str, split: str, root: Path, download: bool) -
     return ImageSet(images, torch.as_tensor(ds.targets, dtype=torch.int64), list(ds.classes), name, split)
 
 
-def imagefolder_transform(image_size: int | None):
-    """Resize the shorter side, centre-crop to a square, keep uint8 (what the in-memory path stores)."""
-    from torchvision.transforms import v2
-
-    steps = [v2.PILToTensor()]
-    if image_size:
-        steps[:0] = [v2.Resize(image_size), v2.CenterCrop(image_size)]
-    return v2.Compose(steps)
-
-
-def _load_imagefolder(folder: Path, name: str, split: str, image_size: int | None) -> ImageSet:
+def _load_imagefolder(folder: Path, name: str, split: str, image_size: int | None, stream: bool | None,
+                      workers: int | None) -> ImageSet:
     from torchvision.datasets import ImageFolder
 
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder; an ImageFolder data set needs {folder}/<class>/<image>")
     try:
-        ds = ImageFolder(str(folder), transform=imagefolder_transform(image_size))
+        ds = ImageFolder(str(folder))  # file discovery and class mapping; decoding is ours (in threads)
     except (FileNotFoundError, RuntimeError) as err:
         raise DataError(f"cannot read ImageFolder {folder}: {err}") from err
-    if image_size and len(ds) * image_size * image_size > IN_MEMORY_PIXEL_LIMIT:
-        raise DataError(f"{folder} holds {len(ds)} images, too many to hold in memory at {image_size}px "
-                        "(streaming large data sets from disk is not supported yet)")
-    images, labels = [], []
-    for i in range(len(ds)):
-        try:
-            image, label = ds[i]
-        except OSError as err:
-            raise DataError(f"cannot decode {ds.samples[i][0]}: {err}") from err
-        if image.shape[0] == 1:
-            image = image.expand(3, -1, -1)
-        images.append(image[:3])
-        labels.append(label)
+    labels = torch.tensor(ds.targets, dtype=torch.int64)
+    paths = [path for path, _ in ds.samples]
+    if stream is None:
+        stream = bool(image_size) and len(ds) * image_size * image_size > IN_MEMORY_PIXEL_LIMIT
+    if stream:
+        if not image_size:
+            raise DataError(f"streaming {folder} from disk needs an image size to resize and crop its images to")
+        return ImageSet(LazyImages(paths, image_size, workers, ds.loader), labels, list(ds.classes), name, split)
+    images = decode_images(paths, ds.loader, imagefolder_transform(image_size), workers)
     shapes = {tuple(im.shape) for im in images}
     if len(shapes) != 1:
         raise DataError(f"images in {folder} differ in size ({len(shapes)} sizes); pass an image size to crop them")
-    return ImageSet(torch.stack(images), torch.tensor(labels, dtype=torch.int64), list(ds.classes), name, split)
+    return ImageSet(torch.stack(images), labels, list(ds.classes), name, split)
 
 
 def train_val_split(train: ImageSet, val_size: int, seed: int) -> tuple[ImageSet, ImageSet | None]:

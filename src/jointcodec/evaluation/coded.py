@@ -33,7 +33,9 @@ def evaluate_coded(model: JointModel, data: ImageSet, batch_size: int = 500, bpp
     pixels = height * width
 
     started = time.perf_counter()
-    symbols = codec.symbols(data.images, batch_size)
+    # Batch by batch: a streamed data set is never one tensor.
+    symbols = torch.cat([codec.symbols(data.images[start:start + batch_size], batch_size)
+                         for start in range(0, len(data), batch_size)])
     encode_network_s = time.perf_counter() - started
     encoded = codec.encode_symbols(symbols)
     blob = encoded.to_bytes()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from jointcodec.data import ImageSet, normalize
+from jointcodec.data import ImageSet, normalize, prefetched
 from jointcodec.evaluation.complexity import count_macs, count_params
 from jointcodec.models import JointModel
 
@@ -16,9 +16,10 @@ def predict(model: JointModel, data: ImageSet, batch_size: int = 500, progress: 
     """Logits, estimated bits and symbols for every image (eval mode, fp32: rates must be exact)."""
     model.eval()
     logits, bits, symbols = [], [], []
-    batches = range(0, len(data), batch_size)
-    for start in tqdm(batches, desc=f"evaluate {data.name}:{data.split}", disable=not progress, unit="batch"):
-        images = normalize(data.images[start:start + batch_size]).to(device)
+    batches = [slice(start, start + batch_size) for start in range(0, len(data), batch_size)]
+    for _, batch in tqdm(prefetched(data.images, batches), total=len(batches),
+                         desc=f"evaluate {data.name}:{data.split}", disable=not progress, unit="batch"):
+        images = normalize(batch).to(device)
         out = model(images)
         logits.append(out.logits.float().cpu())
         bits.append(out.bits.cpu())

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from jointcodec.checkpoint import load_trainer_state, save_trainer_state
-from jointcodec.data import ImageSet, load_split, normalize, train_val_split
+from jointcodec.data import ImageSet, LazyImages, load_split, normalize, train_val_split
 from jointcodec.errors import CheckpointError, ConfigError
 from jointcodec.models import JointModel
 from jointcodec.models.decoders import create_decoder, default_decoder_args
@@ -121,12 +121,15 @@ def _loss(decoder: torch.nn.Module, values: torch.Tensor, target: torch.Tensor, 
 
 
 @torch.no_grad()
-def _val_psnr(decoder: torch.nn.Module, model: JointModel, symbols: torch.Tensor, images: torch.Tensor) -> float:
+def _val_psnr(decoder: torch.nn.Module, model: JointModel, symbols: torch.Tensor,
+              images: torch.Tensor | LazyImages) -> float:
     from jointcodec.evaluation.reconstruction import psnr
     from jointcodec.reconstruction import reconstruct, to_uint8
 
     out = to_uint8(reconstruct(decoder, model.quantizer.dequantize(symbols.long()), EVAL_BATCH))
-    return psnr(images, out).mean().item()
+    # Batch by batch: a streamed data set is never one tensor.
+    return torch.cat([psnr(images[i:i + EVAL_BATCH], out[i:i + EVAL_BATCH])
+                      for i in range(0, len(out), EVAL_BATCH)]).mean().item()
 
 
 def train_decoder(config: DecoderTrainConfig) -> dict:

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from jointcodec.checkpoint import load_model, load_trainer_state, model_config, save_model, save_trainer_state
-from jointcodec.data import ImageSet, flip_and_translate, load_split, normalize, train_val_split
+from jointcodec.data import ImageSet, flip_and_translate, load_split, normalize, prefetched, train_val_split
 from jointcodec.errors import ConfigError
 from jointcodec.evaluation import evaluate_model
 from jointcodec.models import JointModel, JointOutput, Preset, create_model, get_preset
@@ -234,10 +234,12 @@ def train(config: TrainConfig, auxiliary: Auxiliary | None = None, task: JointTa
         totals = {"loss": 0.0, "correct": 0.0, "seen": 0, "bpp": 0.0, "steps": 0, "aux": 0.0}
         batches = sharded_batches(len(train_set), config.batch_size, epoch, config.seed,
                                   fabric.global_rank, fabric.world_size)
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not (is_main and config.progress), leave=False, unit="step")
-        for indices in bar:
-            images = flip_and_translate(train_set.images[indices], TRANSLATE, generator)
+        # A streamed data set decodes the next batch in the background while this step runs.
+        bar = tqdm(prefetched(train_set.images, batches), total=steps_per_epoch,
+                   desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (is_main and config.progress), leave=False,
+                   unit="step")
+        for indices, batch_images in bar:
+            images = flip_and_translate(batch_images, TRANSLATE, generator)
             images = normalize(images).to(fabric.device).contiguous(memory_format=torch.channels_last)
             labels = train_set.labels[indices].to(fabric.device)
             # The hinge max(0, bpp - target) is switched by a running estimate of the rate, so the
