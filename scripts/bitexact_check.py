@@ -6,8 +6,8 @@
    byte-identical;
 2. decodes the first ``--one-by-one`` images one image at a time, and all images in the default batches: the
    symbols must equal the encoded ones;
-3. runs the entropy coding (symbols -> bytes -> symbols) in subprocesses with 1 and with 2 threads (torch and
-   numpy's BLAS): the bytes must be identical.
+3. runs the entropy coding (symbols -> bytes -> symbols) in subprocesses with 1 and with 2 threads (torch,
+   numpy's BLAS and the coder's own threads, ``JOINTCODEC_CODING_THREADS``): the bytes must be identical.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from jointcodec.api import Codec
 from jointcodec.bitstream import split
 from jointcodec.data import load_split
 
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "JOINTCODEC_CODING_THREADS")
 CHILD = """
 import hashlib, sys, torch
 torch.set_num_threads(int(sys.argv[1]))

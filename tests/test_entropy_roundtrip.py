@@ -66,6 +66,35 @@ def test_encode_a_batch_of_64_decode_one_by_one(kind: str) -> None:
     assert torch.equal(decode_latents(fixed, batch, (16, 8, 8), batch_size=7), symbols)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_coding_threads_never_change_the_bytes(kind: str) -> None:
+    """Chunks of images coded side by side on threads: the same payloads and symbols as one thread."""
+    fixed = fixed_model(kind, 3)
+    symbols = random_symbols(3, (200, 6, 4, 4), 0.5, seed=4)
+    one = encode_latents(fixed, symbols, batch_size=64, threads=1)
+    for threads in (2, 3):
+        assert encode_latents(fixed, symbols, batch_size=64, threads=threads) == one
+        assert torch.equal(decode_latents(fixed, one, (6, 4, 4), batch_size=64, threads=threads), symbols)
+
+
+def test_a_payload_error_on_a_coding_thread_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+    """constriction rejects some impossible streams (rare for random bytes): stand in for one such payload."""
+    from jointcodec.entropy import payloads as payloads_module
+
+    class Rejecting:
+        def decode(self, *args):
+            raise AssertionError("impossible stream")
+
+    real_decoder = payloads_module.coder.decoder
+    monkeypatch.setattr(payloads_module.coder, "decoder",
+                        lambda payload: Rejecting() if payload == b"bad" else real_decoder(payload))
+    fixed = fixed_model("3d", 3)
+    payloads = encode_latents(fixed, random_symbols(3, (130, 3, 4, 4), 0.0, seed=5), batch_size=64)
+    payloads[129] = b"bad"  # in the last of three chunks, decoded on a worker thread
+    with pytest.raises(PayloadDecodeError, match="impossible stream"):
+        decode_latents(fixed, payloads, (3, 4, 4), batch_size=64, threads=3)
+
+
 THREAD_SCRIPT = textwrap.dedent("""
     import hashlib, sys, torch
     torch.set_num_threads(int(sys.argv[1]))

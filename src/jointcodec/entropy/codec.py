@@ -23,19 +23,21 @@ def _numpy(symbols: torch.Tensor | np.ndarray) -> np.ndarray:
     return symbols.detach().cpu().numpy() if isinstance(symbols, torch.Tensor) else np.asarray(symbols)
 
 
-def encode_latents(fixed: IntegerContext, symbols: torch.Tensor, batch_size: int | None = None) -> list[bytes]:
+def encode_latents(fixed: IntegerContext, symbols: torch.Tensor, batch_size: int | None = None,
+                   threads: int | None = None) -> list[bytes]:
     """Symbols (N, C, H, W) in [0, L) -> one range-coded payload per image."""
-    payloads, _ = encode_latents_with_bits(fixed, symbols, batch_size)
+    payloads, _ = encode_latents_with_bits(fixed, symbols, batch_size, threads)
     return payloads
 
 
-def encode_latents_with_bits(fixed: IntegerContext, symbols: torch.Tensor,
-                             batch_size: int | None = None) -> tuple[list[bytes], np.ndarray]:
+def encode_latents_with_bits(fixed: IntegerContext, symbols: torch.Tensor, batch_size: int | None = None,
+                             threads: int | None = None) -> tuple[list[bytes], np.ndarray]:
     """As ``encode_latents``, plus each image's ideal code length (bits) under the integer frequencies."""
-    return _payloads.encode_latents_with_bits(fixed, _numpy(symbols), batch_size)
+    return _payloads.encode_latents_with_bits(fixed, _numpy(symbols), batch_size, threads)
 
 
 def decode_latents(fixed: IntegerContext, payloads: Sequence[bytes], shape: tuple[int, int, int],
-                   batch_size: int | None = None) -> torch.Tensor:
-    """Payloads -> symbols (N, C, H, W) int64, decoding ``batch_size`` images together (default: auto)."""
-    return torch.from_numpy(_payloads.decode_latents(fixed, payloads, shape, batch_size))
+                   batch_size: int | None = None, threads: int | None = None) -> torch.Tensor:
+    """Payloads -> symbols (N, C, H, W) int64, decoding ``batch_size`` images together (default: auto) on
+    ``threads`` threads (default: ``coding_threads()``)."""
+    return torch.from_numpy(_payloads.decode_latents(fixed, payloads, shape, batch_size, threads))

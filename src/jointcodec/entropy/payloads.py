@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -42,16 +45,44 @@ def one_blas_thread(fn: Callable) -> Callable:
     return wrapper
 
 
+CODING_THREADS_ENV = "JOINTCODEC_CODING_THREADS"
+
+
+def coding_threads() -> int:
+    """Threads that code batches of images side by side: $JOINTCODEC_CODING_THREADS, else the usable cores.
+
+    Each image's stream depends only on its own symbols, so the bytes never depend on this number (tested).
+    Threads pay off because the integer network's gathers and matrix products release the GIL, and BLAS runs
+    one thread per call (``one_blas_thread``)."""
+    value = os.environ.get(CODING_THREADS_ENV)
+    if value:
+        return max(1, int(value))
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _map_chunks(fn: Callable[[int, int], object], count: int, batch_size: int, threads: int | None) -> list:
+    """``fn(start, stop)`` over consecutive chunks of ``count`` images, on ``threads`` threads, results in order.
+
+    Chunks are at most ``batch_size`` images, and small enough that every thread gets one."""
+    threads = coding_threads() if threads is None else max(1, threads)
+    size = max(1, min(batch_size, max(64, math.ceil(count / threads))))
+    starts = range(0, count, size)
+    if threads == 1 or len(starts) <= 1:
+        return [fn(start, min(start + size, count)) for start in starts]
+    with ThreadPoolExecutor(min(threads, len(starts)), thread_name_prefix="jointcodec-coding") as pool:
+        return list(pool.map(lambda start: fn(start, min(start + size, count)), starts))
+
+
 def coding_permutation(fixed: IntegerContext, shape: Shape) -> np.ndarray:
     """Raster index of each symbol in coding order: the decoding steps one after another."""
     return np.concatenate([step.raster for step in fixed.coding_order(shape)])
 
 
 @one_blas_thread
-def encode_latents_with_bits(fixed: IntegerContext, symbols: np.ndarray,
-                             batch_size: int | None = None) -> tuple[list[bytes], np.ndarray]:
+def encode_latents_with_bits(fixed: IntegerContext, symbols: np.ndarray, batch_size: int | None = None,
+                             threads: int | None = None) -> tuple[list[bytes], np.ndarray]:
     """Symbols (N, C, H, W) in [0, L) -> one range-coded payload per image, and each image's ideal code
-    length (bits) under the integer frequencies."""
+    length (bits) under the integer frequencies. ``threads``: see ``coding_threads`` (bytes never depend on it)."""
     symbols = np.asarray(symbols, dtype=np.int64)
     if symbols.ndim != 4:
         raise ValueError(f"symbols must be (N, C, H, W), got {tuple(symbols.shape)}")
@@ -60,33 +91,34 @@ def encode_latents_with_bits(fixed: IntegerContext, symbols: np.ndarray,
     shape = tuple(symbols.shape[1:])
     order = coding_permutation(fixed, shape)
     batch_size = batch_size or fixed.decode_batch_size(shape)
-    payloads, bits = [], []
-    for start in range(0, len(symbols), batch_size):
-        chunk = symbols[start:start + batch_size]
+
+    def encode_chunk(start: int, stop: int) -> tuple[list[bytes], np.ndarray]:
+        chunk = symbols[start:stop]
         freq = frequencies(fixed.logits(chunk, batch_size)).reshape(len(chunk), -1, fixed.levels)
         flat = chunk.reshape(len(chunk), -1)
         freq, flat = freq[:, order], flat[:, order]
         probs = coder.probabilities(freq)
-        payloads.extend(coder.encode(flat[i], probs[i]) for i in range(len(chunk)))
-        bits.append(code_length_bits(freq, flat))
-    return payloads, (np.concatenate(bits) if bits else np.zeros(0))
+        return [coder.encode(flat[i], probs[i]) for i in range(len(chunk))], code_length_bits(freq, flat)
+
+    chunks = _map_chunks(encode_chunk, len(symbols), batch_size, threads)
+    payloads = [payload for chunk_payloads, _ in chunks for payload in chunk_payloads]
+    return payloads, (np.concatenate([bits for _, bits in chunks]) if chunks else np.zeros(0))
 
 
 @one_blas_thread
 def decode_latents(fixed: IntegerContext, payloads: Sequence[bytes], shape: Shape,
-                   batch_size: int | None = None) -> np.ndarray:
-    """Payloads -> symbols (N, C, H, W) int64, decoding ``batch_size`` images together (default: auto)."""
+                   batch_size: int | None = None, threads: int | None = None) -> np.ndarray:
+    """Payloads -> symbols (N, C, H, W) int64, decoding ``batch_size`` images together (default: auto),
+    chunks of images on ``threads`` threads (see ``coding_threads``; the symbols never depend on it)."""
     channels, height, width = shape
     batch_size = batch_size or fixed.decode_batch_size(shape)
     steps = fixed.coding_order(shape)
     family = coder.model_family()
     out = np.zeros((len(payloads), channels * height * width), dtype=np.int64)
-    states: dict[int, IncrementalContext] = {}
-    for start in range(0, len(payloads), batch_size):
-        chunk = payloads[start:start + batch_size]
-        if len(chunk) not in states:
-            states[len(chunk)] = IncrementalContext(fixed, len(chunk), shape)
-        state = states[len(chunk)]
+
+    def decode_chunk(start: int, stop: int) -> None:  # writes rows start:stop of ``out`` only
+        chunk = payloads[start:stop]
+        state = IncrementalContext(fixed, len(chunk), shape)
         decoders = [coder.decoder(payload) for payload in chunk]
         for step in steps:
             probs = coder.probabilities(frequencies(state.step_logits(step)))
@@ -95,6 +127,8 @@ def decode_latents(fixed: IntegerContext, payloads: Sequence[bytes], shape: Shap
             except Exception as err:  # constriction rejects an impossible stream with an AssertionError
                 raise PayloadDecodeError(f"{type(err).__name__}: {err}") from err
             decoded = decoded.astype(np.int64)
-            out[start:start + len(chunk), step.raster] = decoded
+            out[start:stop, step.raster] = decoded
             state.set_symbols(step, decoded)
+
+    _map_chunks(decode_chunk, len(payloads), batch_size, threads)
     return out.reshape(len(payloads), channels, height, width)

@@ -180,7 +180,7 @@ class ClassifierPool:
         shape = batch[0].container.latent_shape
         payloads = [p for job in batch for p in job.container.payloads]
         try:
-            symbols = decode_latents(self.codec.fixed, payloads, shape)
+            symbols = decode_latents(self.codec.fixed, payloads, shape, threads=1)  # the pool is the parallelism
         except PayloadDecodeError as err:
             raise CorruptBitstreamError(f"corrupt bitstream: a payload does not decode ({err})") from err
         decoded = time.perf_counter()
