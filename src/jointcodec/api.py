@@ -51,6 +51,11 @@ class Codec:
 
     def __init__(self, model: JointModel, config: dict | None = None) -> None:
         self.model = model.eval()
+        # channels_last: the encoder's and the classifier's convolutions run about 1.4x faster on CPU in that
+        # layout (measured: 10,000 latents classify in 6.3 s instead of 8.7 s). Set once: ``.to`` walks every
+        # parameter, about 1 ms, as long as coding one image.
+        model.encoder.to(memory_format=torch.channels_last)
+        model.classifier.to(memory_format=torch.channels_last)
         self.config = config or {}
         self.fixed = FixedPointContext(model.context, model.quantizer.centers)
         self.fingerprint = self.fixed.fingerprint
@@ -70,8 +75,6 @@ class Codec:
     def symbols(self, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
         """uint8 images (N, 3, H, W) -> latent symbols (N, C, h, w) int64 (encoder + quantizer)."""
         images = _as_image_batch(images)
-        # channels_last: the encoder's convolutions run about 1.5x faster on CPU in that layout (measured)
-        self.model.encoder.to(memory_format=torch.channels_last)
         out = [self.model.quantizer.symbols(self.model.encoder(
             normalize(images[i:i + batch_size]).contiguous(memory_format=torch.channels_last)))
             for i in range(0, len(images), batch_size)]
@@ -126,8 +129,6 @@ class Codec:
         if self.latent_channels and symbols.shape[1] != self.latent_channels:
             raise ConfigError(f"the classifier reads {self.latent_channels} latent channels, got {symbols.shape[1]}")
         values = self.model.quantizer.dequantize(symbols)
-        # channels_last, as for the encoder: 10,000 CIFAR latents classify in 6.3 s instead of 8.7 s (measured)
-        self.model.classifier.to(memory_format=torch.channels_last)
         return torch.cat([self.model.classifier(values[i:i + batch_size].contiguous(
             memory_format=torch.channels_last)).float() for i in range(0, len(values), batch_size)])
 
