@@ -228,3 +228,15 @@ def test_reconstruct_cli(data_dir: Path, run_copy: Path, tmp_path: Path, cli_env
                                  "-o", str(single)], env=cli_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1 and "trained for model 0000000000000000" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_shipped_model_ships_its_decoder() -> None:
+    """`reconstruct --checkpoint default` works after install: the decoder beside the shipped weights is
+    the one trained for that model (same fingerprint) and rebuilds 32x32 uint8-range images."""
+    model, _ = load_model("default")
+    decoder, record = load_decoder_for(model, "default")
+    assert record["fingerprint"] == Codec(model).fingerprint.hex()
+    symbols = torch.randint(0, model.levels, (2, 16, 8, 8))
+    with torch.no_grad():
+        images = decoder.eval()(model.quantizer.dequantize(symbols))
+    assert images.shape == (2, 3, 32, 32)
