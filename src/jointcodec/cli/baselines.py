@@ -6,6 +6,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from jointcodec.cli.options import add_data_options, add_progress_option
+
 DEFAULT_RESULTS = "runs/baselines"
 
 
@@ -48,10 +50,9 @@ def add_baseline(sub) -> None:
     p.add_argument("--workers", type=int, default=0, help="compression processes (default: all cores)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--precision", default="auto")
-    p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
-    p.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
+    add_data_options(p)
     p.add_argument("--compress-only", action="store_true", help="only code (and cache) the splits; no training")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_option(p)
     p.set_defaults(run=run_baseline)
 
 
@@ -118,9 +119,9 @@ def add_ladder(sub) -> None:
     p.add_argument("--codec", nargs="+", default=["all"], metavar="NAME")
     p.add_argument("--setting", nargs="+", metavar="S", help="settings (one codec); default: its ladder")
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
+    add_data_options(p, download=False)
     p.add_argument("--json", default=None, help="write the table as JSON to this file")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_option(p)
     p.set_defaults(run=run_ladder)
 
 

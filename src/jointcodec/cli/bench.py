@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from jointcodec.cli.options import add_data_options, add_progress_option
+
 
 def add_bench(sub) -> None:
     from jointcodec.evaluation.bench import BenchConfig
@@ -26,8 +28,8 @@ def add_bench(sub) -> None:
     p.add_argument("--pj-per-mac", type=float, default=d.pj_per_mac,
                    help="stated energy per multiply-accumulate for the MAC energy estimate (pJ)")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory measurement")
-    p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_data_options(p, download=False)
+    add_progress_option(p)
     p.set_defaults(run=run_bench_cli)
 
 

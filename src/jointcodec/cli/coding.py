@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from jointcodec.cli.options import add_data_options
 from jointcodec.errors import DataError
 
 SPLIT_SPEC = re.compile(r"^(?P<name>.+):(?P<split>train|test)(?:\[(?P<start>\d*):(?P<stop>\d*)\])?$")
@@ -22,8 +23,7 @@ def add_encode(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="the .jcc file to write")
     p.add_argument("--checkpoint", default="default",
                    help="run directory, .safetensors file (full or edge part), or shipped model name")
-    p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
-    p.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
+    add_data_options(p)
     p.set_defaults(run=run_encode)
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 
 from jointcodec import __version__
+from jointcodec.cli.options import add_data_options, add_progress_option, add_run_options
 from jointcodec.errors import JointCodecError
 
 
@@ -38,12 +39,9 @@ def add_train(sub) -> None:
     p.add_argument("--precision", default=d.precision,
                    help="auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, 16-mixed")
     p.add_argument("--devices", type=int, default=d.devices, help="data-parallel processes (DDP via Fabric)")
-    p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
-    p.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
+    add_data_options(p)
     p.add_argument("--out", default=d.out, help="run directory for checkpoints and logs")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-    p.add_argument("--no-test", dest="test_at_end", action="store_false", help="skip the final test evaluation")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    add_run_options(p)
     p.set_defaults(run=run_train)
 
 
@@ -64,15 +62,14 @@ def add_evaluate(sub) -> None:
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images")
     p.add_argument("--batch-size", type=int, default=500)
-    p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
-    p.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
+    add_data_options(p)
     p.add_argument("--json", default=None, help="write the results as JSON to this file")
     p.add_argument("--coded", action="store_true",
                    help="also run the full path through real bitstreams: actual bpp, decoded accuracy, timings")
     p.add_argument("--reconstruct", action="store_true",
                    help="also rebuild the images with a decoder: psnr and ms_ssim (see docs)")
     p.add_argument("--decoder", default=None, help="decoder.safetensors for --reconstruct (default: beside the model)")
-    p.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_option(p)
     p.set_defaults(run=run_evaluate)
 
 

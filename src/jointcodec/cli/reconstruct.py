@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jointcodec.cli.options import add_data_options, add_run_options
 from jointcodec.errors import ConfigError, DataError
 
 
@@ -42,11 +43,8 @@ def add_train_decoder(sub) -> None:
     p.add_argument("--train-subset", type=int, default=0, help="use only the first N training images")
     p.add_argument("--test-limit", type=int, default=0, help="test only on the first N test images (0: all)")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
-    p.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
-    p.add_argument("--no-test", dest="test_at_end", action="store_false", help="skip the final test evaluation")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    add_data_options(p)
+    add_run_options(p)
     p.set_defaults(run=run_train_decoder)
 
 

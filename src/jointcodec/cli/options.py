@@ -1,0 +1,23 @@
+"""Flags that several commands share, defined once so that they read and behave alike everywhere."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_data_options(parser: argparse.ArgumentParser, download: bool = True) -> None:
+    """Where the data set is (``--data-dir``) and, for commands that may fetch it, ``--download``."""
+    parser.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")
+    if download:
+        parser.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
+
+
+def add_progress_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """A training command's run flags: resume from the last epoch, skip the final test, no progress bars."""
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    parser.add_argument("--no-test", dest="test_at_end", action="store_false", help="skip the final test evaluation")
+    add_progress_option(parser)
