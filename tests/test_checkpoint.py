@@ -18,6 +18,7 @@ from jointcodec.checkpoint import (
     load_trainer_state,
     model_config,
     save_model,
+    warm_start,
 )
 from jointcodec.models import create_model, get_preset
 
@@ -130,3 +131,26 @@ def test_weights_that_do_not_fit_the_preset(tmp_path: Path) -> None:
 def test_resume_without_trainer_state(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="cannot resume"):
         load_trainer_state(tmp_path)
+
+
+def test_warm_start_carries_what_fits_and_spreads_new_centers(tmp_path: Path) -> None:
+    source = trained_looking_model(levels=3)
+    save(source, tmp_path)
+    target = create_model("cifar-v1", levels=6, num_classes=len(CLASSES))
+    fresh_context_last = target.context.last.weight.clone()
+    loaded, fresh = warm_start(target, tmp_path)
+    assert "quantizer.centers" in fresh and "context.last.weight" in fresh
+    assert any(k.startswith("encoder.") for k in loaded) and any(k.startswith("classifier.") for k in loaded)
+    own = target.state_dict()
+    for name, value in source.state_dict().items():
+        if name in loaded:
+            assert torch.equal(own[name], value), name
+    assert torch.equal(target.context.last.weight, fresh_context_last)  # an L-way output cannot carry over
+    old = source.quantizer.centers
+    assert torch.allclose(target.quantizer.centers, torch.linspace(old.min().item(), old.max().item(), 6))
+
+
+def test_warm_start_from_another_architecture_is_an_error(tmp_path: Path) -> None:
+    save(trained_looking_model(), tmp_path)
+    with pytest.raises(CheckpointError, match="encoder weights"):
+        warm_start(create_model("imagenet-v3", levels=3, num_classes=len(CLASSES)), tmp_path)

@@ -89,6 +89,31 @@ def load_model(path: str | Path, map_location: str = "cpu") -> tuple[JointModel,
     return model.eval(), config
 
 
+def warm_start(model: JointModel, path: str | Path) -> tuple[list[str], list[str]]:
+    """Copy into ``model`` every tensor of checkpoint ``path`` whose name and shape match (a warm start,
+    e.g. an L = 3 model from an L = 2 one: encoder and classifier carry over, the quantizer centers and
+    the context model's L-way output stay freshly initialised). Returns (loaded, kept fresh) names."""
+    weights = resolve_weights(path)
+    read_config(weights)  # a clear error for a file jointcodec did not write
+    try:
+        source = load_file(str(weights), device="cpu")
+    except SafetensorError as err:
+        raise CheckpointError(f"{weights} is not a readable safetensors file: {err}") from err
+    own = model.state_dict()
+    matching = {k: v for k, v in source.items() if k in own and own[k].shape == v.shape}
+    misfits = [k for k in own if k.startswith("encoder.") and k not in matching]
+    if misfits:  # a warm start keeps the encoder; another architecture is a different model
+        raise CheckpointError(f"--init-from {path}: its encoder weights do not fit this preset ({misfits[0]}, ...)")
+    model.load_state_dict(matching, strict=False)
+    centers = source.get("quantizer.centers")
+    if centers is not None and "quantizer.centers" not in matching:
+        # Another L: spread the new centers over the old ones' range, the scale the encoder learned to use.
+        with torch.no_grad():
+            model.quantizer.centers.copy_(torch.linspace(centers.min().item(), centers.max().item(),
+                                                         model.quantizer.centers.numel()))
+    return sorted(matching), sorted(k for k in own if k not in matching)
+
+
 def save_trainer_state(run_dir: str | Path, state: dict, name: str = TRAINER_STATE) -> None:
     atomic_write(Path(run_dir) / name, lambda tmp: torch.save(state, tmp))
 

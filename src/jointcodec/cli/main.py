@@ -41,6 +41,9 @@ def add_train(sub) -> None:
     p.add_argument("--devices", type=int, default=d.devices, help="data-parallel processes (DDP via Fabric)")
     add_data_options(p)
     p.add_argument("--out", default=d.out, help="run directory for checkpoints and logs")
+    p.add_argument("--init-from", default=None, metavar="CKPT",
+                   help="warm start: copy the weights of CKPT (run directory, weights file or shipped model) whose "
+                        "names and shapes fit; e.g. an L=3 model from the L=2 one")
     add_run_options(p)
     p.set_defaults(run=run_train)
 

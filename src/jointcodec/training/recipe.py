@@ -18,7 +18,14 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from jointcodec.checkpoint import load_model, load_trainer_state, model_config, save_model, save_trainer_state
+from jointcodec.checkpoint import (
+    load_model,
+    load_trainer_state,
+    model_config,
+    save_model,
+    save_trainer_state,
+    warm_start,
+)
 from jointcodec.data import ImageSet, flip_and_translate, load_split, normalize, prefetched, train_val_split
 from jointcodec.errors import ConfigError
 from jointcodec.evaluation import evaluate_model
@@ -61,6 +68,7 @@ class TrainConfig:
     download: bool = False
     out: str = "runs/cifar10-v2-L2"
     resume: bool = False
+    init_from: str | None = None  # warm start: a checkpoint whose matching weights seed the model
     test_at_end: bool = True
     progress: bool = True
     extra: dict = field(default_factory=dict)
@@ -197,6 +205,12 @@ def train(config: TrainConfig, auxiliary: Auxiliary | None = None, task: JointTa
         model = task.build(config, preset, len(train_set.classes))
         if auxiliary and auxiliary.init_model:
             auxiliary.init_model(model)
+        if config.init_from:
+            loaded, fresh = warm_start(model, config.init_from)
+            if is_main:
+                print(f"warm start from {config.init_from}: {len(loaded)} tensors loaded, "
+                      f"{len(fresh)} kept fresh ({', '.join(sorted({k.rsplit('.', 2)[0] for k in fresh})) or '-'})",
+                      flush=True)
     to_channels_last(model)
     groups = parameter_groups(model, config.weight_decay)
     if auxiliary:
