@@ -92,7 +92,9 @@ def load_model(path: str | Path, map_location: str = "cpu") -> tuple[JointModel,
 def warm_start(model: JointModel, path: str | Path) -> tuple[list[str], list[str]]:
     """Copy into ``model`` every tensor of checkpoint ``path`` whose name and shape match (a warm start,
     e.g. an L = 3 model from an L = 2 one: encoder and classifier carry over, the quantizer centers and
-    the context model's L-way output stay freshly initialised). Returns (loaded, kept fresh) names."""
+    the context model's L-way output stay freshly initialised). Fresh centers, not ones spread over the old
+    range: an L = 2 encoder learns a latent far inside its two centers (a sign), and an added center at 0
+    would swallow every element (measured: training collapses to one symbol). Returns (loaded, kept fresh) names."""
     weights = resolve_weights(path)
     read_config(weights)  # a clear error for a file jointcodec did not write
     try:
@@ -105,12 +107,6 @@ def warm_start(model: JointModel, path: str | Path) -> tuple[list[str], list[str
     if misfits:  # a warm start keeps the encoder; another architecture is a different model
         raise CheckpointError(f"--init-from {path}: its encoder weights do not fit this preset ({misfits[0]}, ...)")
     model.load_state_dict(matching, strict=False)
-    centers = source.get("quantizer.centers")
-    if centers is not None and "quantizer.centers" not in matching:
-        # Another L: spread the new centers over the old ones' range, the scale the encoder learned to use.
-        with torch.no_grad():
-            model.quantizer.centers.copy_(torch.linspace(centers.min().item(), centers.max().item(),
-                                                         model.quantizer.centers.numel()))
     return sorted(matching), sorted(k for k in own if k not in matching)
 
 
