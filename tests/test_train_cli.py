@@ -119,6 +119,9 @@ BAD_INPUTS = {  # case: (arguments, what the one line must say)
     "levels-1": (["train", "--levels", "1"], "--levels must be >= 2"),
     "missing-data": (["train", "--epochs", "1", "--device", "cpu", "--no-progress"], "cifar10 not found under"),
     "missing-checkpoint": (["evaluate", "--checkpoint", "{tmp}/no-such-run"], "no checkpoint at"),
+    "missing-init-from": (["train", "--init-from", "{tmp}/no-such-run"], "no checkpoint at"),
+    "distill-unknown-preset": (["distill-encoder", "--preset", "no-such-preset"], "unknown preset 'no-such-preset'"),
+    "distill-missing-teacher": (["distill-encoder", "--teacher", "{tmp}/no-such-run"], "no checkpoint at"),
 }
 
 
@@ -129,7 +132,7 @@ def test_bad_input_is_one_error_line(case: str, cli_env: dict[str, str], tmp_pat
     env = {**cli_env, "JOINTCODEC_DATA": str(empty)}
     args, message = BAD_INPUTS[case]
     args = [a.format(tmp=tmp_path) for a in args]
-    if args[0] == "train":
+    if args[0] in ("train", "distill-encoder"):
         args += ["--out", str(tmp_path / "run")]  # never the default run directory
     proc = run_cli(args, env, tmp_path, timeout=60)
 

@@ -48,6 +48,37 @@ def add_train(sub) -> None:
     p.set_defaults(run=run_train)
 
 
+def add_distill(sub) -> None:
+    from jointcodec.training.distill import DistillConfig
+
+    d = DistillConfig()
+    p = sub.add_parser("distill-encoder",
+                       help="train a cheaper edge encoder for a trained model's receiver (same bitstream, same server)")
+    p.add_argument("--teacher", default=d.teacher, help="the trained model (run directory, file, shipped name)")
+    p.add_argument("--preset", default=d.preset, help="the new encoder's preset (same latent and receiver)")
+    p.add_argument("--out", default=d.out, help="run directory for checkpoints and logs")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    p.add_argument("--beta", type=float, default=d.beta, help="weight of the rate penalty")
+    p.add_argument("--target-bpp", type=float, default=None, help="rate target (default: the teacher's)")
+    p.add_argument("--imitation-weight", type=float, default=d.imitation_weight,
+                   help="weight of the cross-entropy against the teacher's symbols")
+    p.add_argument("--train-subset", type=int, default=0, help="use only the first N training images")
+    p.add_argument("--seed", type=int, default=d.seed)
+    add_data_options(p)
+    add_run_options(p)
+    p.set_defaults(run=run_distill)
+
+
+def run_distill(args) -> int:
+    from jointcodec.training.distill import DistillConfig, distill_encoder
+
+    fields = DistillConfig.__dataclass_fields__
+    distill_encoder(DistillConfig(**{k: v for k, v in vars(args).items() if k in fields}))
+    return 0
+
+
 def run_train(args) -> int:
     from jointcodec.training import TrainConfig, train
 
@@ -149,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     from jointcodec.cli.deploy import add_export, add_serve
     from jointcodec.cli.reconstruct import add_reconstruct, add_train_decoder
 
-    for add in (add_train, add_evaluate, add_presets, add_encode, add_classify, add_export_edge, add_reconstruct,
-                add_train_decoder, add_bench, add_export, add_serve, add_baseline, add_compare, add_ladder):
+    for add in (add_train, add_distill, add_evaluate, add_presets, add_encode, add_classify, add_export_edge,
+                add_reconstruct, add_train_decoder, add_bench, add_export, add_serve, add_baseline, add_compare,
+                add_ladder):
         add(sub)
     return parser
 

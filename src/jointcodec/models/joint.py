@@ -35,6 +35,7 @@ class JointOutput:
     bpp: torch.Tensor  # (N,) bits / (input height x width)
     symbols: torch.Tensor  # (N, C, h, w) int64
     values: torch.Tensor | None = None  # (N, C, h, w) quantized latent (straight-through), the classifier's input
+    latent: torch.Tensor | None = None  # (N, C, h, w) the encoder's output before quantization
 
 
 class JointModel(nn.Module):
@@ -72,4 +73,5 @@ class JointModel(nn.Module):
         q_rate = self.quantizer(z_rate, train_centers=False)
         bits = self.context.bits(self.context(q_rate.values), q_rate.one_hot)
         pixels = images.shape[-1] * images.shape[-2]
-        return JointOutput(logits=logits, bits=bits, bpp=bits / pixels, symbols=q.symbols, values=q.values)
+        return JointOutput(logits=logits, bits=bits, bpp=bits / pixels, symbols=q.symbols, values=q.values,
+                           latent=z)

@@ -22,6 +22,7 @@ from jointcodec.checkpoint import (
     load_model,
     load_trainer_state,
     model_config,
+    resolve_weights,
     save_model,
     save_trainer_state,
     warm_start,
@@ -85,6 +86,8 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        if self.init_from and not self.resume:
+            resolve_weights(self.init_from)  # a missing checkpoint fails before any data is read
 
 
 @dataclass
@@ -117,6 +120,25 @@ def triangle_schedule(total_steps: int):
     warmup = max(1, int(WARMUP_FRACTION * total_steps))
     decay = max(1, total_steps - warmup)  # a run of a step or two has no decay phase to divide by
     return lambda step: min((step + 1) / warmup, max(0.0, (total_steps - step) / decay))
+
+
+def sgd_with_triangle(groups: list[dict], lr: float, epochs: int, n_train: int, batch_size: int):
+    """Nesterov SGD and its per-step triangle schedule; returns (optimizer, scheduler, steps per epoch)."""
+    steps_per_epoch = n_train // batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(f"--batch-size {batch_size} exceeds the {n_train} training images")
+    optimizer = torch.optim.SGD(groups, lr=lr, momentum=MOMENTUM, nesterov=True)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, triangle_schedule(epochs * steps_per_epoch))
+    return optimizer, scheduler, steps_per_epoch
+
+
+def restore_trainer_state(out: Path, optimizer, scheduler, history: History) -> int:
+    """Load the optimizer, schedule and metric history of run ``out``; returns the epoch to start from."""
+    state = load_trainer_state(out)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    history.rows = state["history"]
+    return state["epoch"]
 
 
 def sharded_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int, world: int):
@@ -215,19 +237,10 @@ def train(config: TrainConfig, auxiliary: Auxiliary | None = None, task: JointTa
     groups = parameter_groups(model, config.weight_decay)
     if auxiliary:
         groups.append({"params": list(auxiliary.module.parameters()), "weight_decay": 0.0})
-    optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=MOMENTUM, nesterov=True)
-    steps_per_epoch = len(train_set) // config.batch_size
-    if steps_per_epoch == 0:
-        raise ConfigError(f"--batch-size {config.batch_size} exceeds the {len(train_set)} training images")
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, triangle_schedule(config.epochs * steps_per_epoch))
+    optimizer, scheduler, steps_per_epoch = sgd_with_triangle(groups, config.lr, config.epochs, len(train_set),
+                                                              config.batch_size)
     history = History(out / "metrics.csv")
-    start_epoch = 0
-    if config.resume:
-        state = load_trainer_state(out)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch = state["epoch"]
-        history.rows = state["history"]
+    start_epoch = restore_trainer_state(out, optimizer, scheduler, history) if config.resume else 0
     model, optimizer = fabric.setup(model, optimizer)
     raw_model: JointModel = model.module
     aux_module = fabric.setup_module(auxiliary.module) if auxiliary else None
