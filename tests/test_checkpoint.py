@@ -21,6 +21,7 @@ from jointcodec.checkpoint import (
     warm_start,
 )
 from jointcodec.models import create_model, get_preset
+from jointcodec.training.recipe import fit_latent_to_centers
 
 CLASSES = [f"class{i}" for i in range(10)]
 
@@ -153,3 +154,19 @@ def test_warm_start_from_another_architecture_is_an_error(tmp_path: Path) -> Non
     save(trained_looking_model(), tmp_path)
     with pytest.raises(CheckpointError, match="encoder weights"):
         warm_start(create_model("imagenet-v3", levels=3, num_classes=len(CLASSES)), tmp_path)
+
+
+@pytest.mark.parametrize("levels", [3, 6])
+def test_warm_start_scales_the_latent_onto_the_new_centers(levels: int) -> None:
+    torch.manual_seed(0)
+    model = create_model("cifar-v1", levels=levels, num_classes=len(CLASSES)).eval()
+    last_norm = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)][-1]
+    with torch.no_grad():  # an L = 2 encoder's latent: far inside the centers
+        last_norm.weight.mul_(0.05)
+        last_norm.bias.zero_()
+    images = torch.randn(64, 3, 32, 32)
+    factor = fit_latent_to_centers(model, images)
+    with torch.no_grad():
+        symbols = model.quantizer.symbols(model.encoder(images))
+    outer = ((symbols == 0) | (symbols == levels - 1)).float().mean().item()
+    assert factor > 1 and abs(outer - 2 / levels) < 0.02  # the outer centers get their share, no more
