@@ -256,8 +256,8 @@ def train(config: TrainConfig, auxiliary: Auxiliary | None = None, task: JointTa
                      if "quantizer.centers" in fresh else 1.0)
             if is_main:
                 print(f"warm start from {config.init_from}: {len(loaded)} tensors loaded, "
-                      f"{len(fresh)} kept fresh ({', '.join(sorted({k.rsplit('.', 2)[0] for k in fresh})) or '-'}); "
-                      f"latent scaled x{scale:.3g} to the new centers", flush=True)
+                      f"{len(fresh)} kept fresh ({', '.join(sorted({k.rsplit('.', 2)[0] for k in fresh})) or '-'})"
+                      + (f"; latent scaled x{scale:.3g} onto the new centers" if scale != 1.0 else ""), flush=True)
     to_channels_last(model)
     groups = parameter_groups(model, config.weight_decay)
     if auxiliary:
