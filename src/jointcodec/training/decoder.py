@@ -29,12 +29,13 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from jointcodec.checkpoint import load_trainer_state, save_trainer_state
-from jointcodec.data import ImageSet, LazyImages, load_split, normalize, train_val_split
+from jointcodec.data import LazyImages, load_split, normalize
 from jointcodec.errors import CheckpointError, ConfigError
 from jointcodec.models import JointModel
 from jointcodec.models.decoders import create_decoder, default_decoder_args
 from jointcodec.reconstruction import DECODER_WEIGHTS, decoder_record, load_decoder, save_decoder
 from jointcodec.training.history import History
+from jointcodec.training.recipe import own_training_split
 from jointcodec.utils import atomic_write_json
 
 DECODER_STATE = "decoder_state.pt"
@@ -99,17 +100,6 @@ def latent_symbols(model: JointModel, images: torch.Tensor, batch_size: int = EV
     return symbols.to(torch.uint8) if model.levels <= 256 else symbols
 
 
-def training_images(config: DecoderTrainConfig, model_config: dict) -> tuple[ImageSet, ImageSet | None]:
-    """The model's own training images and validation split (same val_size and seed as its training)."""
-    recipe = model_config.get("train") or {}
-    dataset = model_config["dataset"]
-    data = load_split(dataset, "train", config.data_dir, config.download, model_config["preset"]["image_size"])
-    if config.train_subset:
-        data = data.subset(slice(0, config.train_subset))
-    val_size = min(int(recipe.get("val_size", 5000)), len(data) // 10)
-    return train_val_split(data, val_size, int(recipe.get("seed", 0)))
-
-
 def _loss(decoder: torch.nn.Module, values: torch.Tensor, target: torch.Tensor, ms_ssim_weight: float):
     out = decoder(values)
     loss = F.mse_loss(out, target)
@@ -155,7 +145,7 @@ def _train_frozen(config: DecoderTrainConfig) -> dict:
     lr = config.lr or 2e-3
     optimizer = torch.optim.Adam(decoder.parameters(), lr=lr)
 
-    train_set, val_set = training_images(config, model_config)
+    train_set, val_set = own_training_split(model_config, config.data_dir, config.download, config.train_subset)
     batch_size = config.batch_size or 128
     steps_per_epoch = math.ceil(len(train_set) / batch_size)
     total = config.epochs * steps_per_epoch

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from jointcodec.checkpoint import load_model, model_config, save_model, save_trainer_state
-from jointcodec.data import flip_and_translate, load_split, normalize, prefetched, train_val_split
+from jointcodec.data import flip_and_translate, load_split, normalize, prefetched
 from jointcodec.deploy import fingerprint
 from jointcodec.errors import ConfigError
 from jointcodec.evaluation import evaluate_model
@@ -35,9 +35,9 @@ from jointcodec.training.recipe import (
     EVAL_BATCH,
     LABEL_SMOOTHING,
     RATE_BATCH_FRACTION,
-    RATE_EMA,
-    RATE_RAMP_EPOCHS,
     TRANSLATE,
+    RateHinge,
+    own_training_split,
     parameter_groups,
     restore_trainer_state,
     sgd_with_triangle,
@@ -111,15 +111,12 @@ def distill_encoder(config: DistillConfig) -> dict:
     recipe = teacher_config.get("train") or {}
     target = config.target_bpp if config.target_bpp is not None else float(recipe.get("target_bpp", math.inf))
     preset = get_preset(config.preset)
-    data = load_split(teacher_config["dataset"], "train", config.data_dir, config.download, preset.image_size)
-    if config.train_subset:
-        data = data.subset(slice(0, config.train_subset))
-    val_size = min(int(recipe.get("val_size", 5000)), len(data) // 10)
-    train_set, val_set = train_val_split(data, val_size, int(recipe.get("seed", 0)))
+    train_set, val_set = own_training_split(teacher_config, config.data_dir, config.download, config.train_subset)
 
     student = (freeze_receiver(load_model(out)[0]) if config.resume
                else student_of(teacher, config.preset, teacher_config["num_classes"]))
-    if fingerprint(student) != fingerprint(teacher):
+    bitstream = fingerprint(teacher)
+    if fingerprint(student) != bitstream:
         raise ConfigError(f"{out} does not share the teacher's bitstream (fingerprints differ)")
     student.encoder.to(memory_format=torch.channels_last)
     teacher.encoder.to(memory_format=torch.channels_last)
@@ -129,12 +126,12 @@ def distill_encoder(config: DistillConfig) -> dict:
     history = History(out / "metrics.csv")
     start_epoch = restore_trainer_state(out, optimizer, scheduler, history) if config.resume else 0
     print(f"distilling a {config.preset} encoder for the receiver of {config.teacher} (fingerprint "
-          f"{fingerprint(teacher)[:16]}) on {len(train_set)} images for {config.epochs} epochs; target "
+          f"{bitstream[:16]}) on {len(train_set)} images for {config.epochs} epochs; target "
           f"{target:.3f} bpp; run directory {out}", flush=True)
     record = {**recipe, "preset": config.preset, "distill": asdict(config), "epochs": config.epochs}
     rate_images = max(1, int(RATE_BATCH_FRACTION * config.batch_size))
     generator = torch.Generator().manual_seed(config.seed * 7919 + start_epoch)
-    bpp_ema = history.rows[-1]["train_bpp"] if history.rows else math.inf
+    hinge = RateHinge(config.beta, target, history.rows[-1]["train_bpp"] if history.rows else math.inf)
     started = time.time() - (history.rows[-1]["elapsed_s"] if history.rows else 0.0)
     teacher.eval()
     for epoch in range(start_epoch, config.epochs):
@@ -150,8 +147,8 @@ def distill_encoder(config: DistillConfig) -> dict:
             labels = train_set.labels[indices]
             with torch.no_grad():
                 wanted = teacher.quantizer.symbols(teacher.encoder(images))
-            beta = config.beta * min(1.0, (epoch + totals["steps"] / steps_per_epoch) / RATE_RAMP_EPOCHS)
-            output = student(images, rate_grad_to_encoder=beta if bpp_ema > target else 0.0, rate_images=rate_images)
+            rate_weight = hinge.encoder_weight(epoch + totals["steps"] / steps_per_epoch)
+            output = student(images, rate_grad_to_encoder=rate_weight, rate_images=rate_images)
             task = F.cross_entropy(output.logits.float(), labels, label_smoothing=LABEL_SMOOTHING)
             loss = task + config.imitation_weight * imitation_loss(student, output.latent, wanted) + output.bpp.mean()
             optimizer.zero_grad(set_to_none=True)
@@ -161,7 +158,7 @@ def distill_encoder(config: DistillConfig) -> dict:
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; try a lower --lr")
             batch_bpp = output.bpp.mean().item()
-            bpp_ema = batch_bpp if not math.isfinite(bpp_ema) else RATE_EMA * bpp_ema + (1 - RATE_EMA) * batch_bpp
+            hinge.update(batch_bpp)
             totals["loss"] += task.item()
             totals["correct"] += (output.logits.argmax(1) == labels).sum().item()
             totals["agree"] += (output.symbols == wanted).float().mean().item()
@@ -192,7 +189,7 @@ def distill_encoder(config: DistillConfig) -> dict:
         test_set = load_split(teacher_config["dataset"], "test", config.data_dir, config.download, preset.image_size)
         test = evaluate_model(student, test_set, EVAL_BATCH, progress=config.progress)
         test.update(train_wall_clock_s=history.rows[-1]["elapsed_s"], epochs=config.epochs,
-                    teacher=str(config.teacher), fingerprint=fingerprint(student))
+                    teacher=str(config.teacher), fingerprint=bitstream)
         atomic_write_json(out / "eval_test.json", test)
         result["test"] = test
         print(f"test: top1 {test['top1']:.2f}%  bpp (estimated) {test['bpp_estimated']:.4f}", flush=True)

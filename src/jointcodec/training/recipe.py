@@ -107,6 +107,23 @@ class Auxiliary:
     init_model: Callable[[JointModel], None] | None = None
 
 
+class RateHinge:
+    """The encoder's share of ``beta * max(0, bpp - target)``. The hinge is switched by a running estimate of
+    the rate, so the share is known before the forward pass; beta ramps in over RATE_RAMP_EPOCHS."""
+
+    def __init__(self, beta: float, target_bpp: float, last_bpp: float = math.inf) -> None:
+        self.beta, self.target_bpp, self.bpp_ema = beta, target_bpp, last_bpp
+
+    def encoder_weight(self, epochs_done: float) -> float:
+        """``epochs_done``: epochs completed so far, fractional within the current one."""
+        beta = self.beta * min(1.0, epochs_done / RATE_RAMP_EPOCHS)
+        return beta if self.bpp_ema > self.target_bpp else 0.0
+
+    def update(self, batch_bpp: float) -> None:
+        finite = math.isfinite(self.bpp_ema)
+        self.bpp_ema = RATE_EMA * self.bpp_ema + (1 - RATE_EMA) * batch_bpp if finite else batch_bpp
+
+
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Weight decay on conv/linear weights and on the quantizer centers (an L2 pull that keeps them
     from drifting apart, as in Mentzer et al.); none on BatchNorm parameters and biases."""
@@ -177,6 +194,18 @@ def to_channels_last(model: nn.Module) -> None:
     """channels_last for the 2D convs (faster on CPU); the 3D context model keeps its layout."""
     model.encoder.to(memory_format=torch.channels_last)
     model.classifier.to(memory_format=torch.channels_last)
+
+
+def own_training_split(model_config: dict, data_dir: str | None, download: bool, train_subset: int = 0,
+                       ) -> tuple[ImageSet, ImageSet | None]:
+    """A trained model's own training images and validation split (its recorded val_size and seed), for
+    training an add-on to it (a decoder, a distilled encoder) without touching its validation images."""
+    recipe = model_config.get("train") or {}
+    data = load_split(model_config["dataset"], "train", data_dir, download, model_config["preset"]["image_size"])
+    if train_subset:
+        data = data.subset(slice(0, train_subset))
+    val_size = min(int(recipe.get("val_size", 5000)), len(data) // 10)
+    return train_val_split(data, val_size, int(recipe.get("seed", 0)))
 
 
 class JointTask:
@@ -276,7 +305,7 @@ def train(config: TrainConfig, auxiliary: Auxiliary | None = None, task: JointTa
               f"({precision}); run directory {out}", flush=True)
     rate_images = max(1, int(RATE_BATCH_FRACTION * config.batch_size // config.devices))
     generator = torch.Generator().manual_seed(config.seed * 7919 + fabric.global_rank + start_epoch)
-    bpp_ema = history.rows[-1]["train_bpp"] if history.rows else float("inf")
+    hinge = RateHinge(config.beta, config.target_bpp, history.rows[-1]["train_bpp"] if history.rows else math.inf)
     started = time.time() - (history.rows[-1]["elapsed_s"] if history.rows else 0.0)
 
     for epoch in range(start_epoch, config.epochs):
@@ -294,11 +323,7 @@ def train(config: TrainConfig, auxiliary: Auxiliary | None = None, task: JointTa
             images = flip_and_translate(batch_images, TRANSLATE, generator)
             images = normalize(images).to(fabric.device).contiguous(memory_format=torch.channels_last)
             labels = train_set.labels[indices].to(fabric.device)
-            # The hinge max(0, bpp - target) is switched by a running estimate of the rate, so the
-            # encoder's share of the rate gradient is known before the forward pass.
-            progress = (epoch + totals["steps"] / steps_per_epoch) / RATE_RAMP_EPOCHS
-            beta = config.beta * min(1.0, progress)
-            encoder_weight = beta if bpp_ema > config.target_bpp else 0.0
+            encoder_weight = hinge.encoder_weight(epoch + totals["steps"] / steps_per_epoch)
             # One rate term: the PE sees its bit cost with weight 1; the encoder sees it with weight
             # beta while the hinge is on and 0 while it is off (its gradient is scaled on the way in).
             output = model(images, rate_grad_to_encoder=encoder_weight, rate_images=rate_images)
@@ -321,7 +346,7 @@ def train(config: TrainConfig, auxiliary: Auxiliary | None = None, task: JointTa
             batch_bpp = fabric.all_reduce(output.bpp.mean().detach(), reduce_op="mean").item()
             totals["bpp"] += batch_bpp
             totals["steps"] += 1
-            bpp_ema = RATE_EMA * bpp_ema + (1 - RATE_EMA) * batch_bpp if math.isfinite(bpp_ema) else batch_bpp
+            hinge.update(batch_bpp)
             bar.set_postfix(loss=f"{totals['loss'] / totals['steps']:.3f}",
                             acc=f"{100 * totals['correct'] / totals['seen']:.1f}",
                             bpp=f"{totals['bpp'] / totals['steps']:.3f}")
