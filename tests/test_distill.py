@@ -16,7 +16,7 @@ from jointcodec.training.distill import DistillConfig, distill_encoder, imitatio
 
 def test_student_shares_the_frozen_receiver() -> None:
     teacher, config = load_model("default")
-    student = student_of(teacher, "cifar-v3", config["num_classes"])
+    student = student_of(teacher, "cifar-v3-deep", config["num_classes"])
     assert fingerprint(student) == fingerprint(teacher)
     trainable = {name for name, p in student.named_parameters() if p.requires_grad}
     assert trainable and all(name.startswith("encoder.") for name in trainable)
@@ -44,11 +44,11 @@ def test_imitation_loss_prefers_the_teachers_symbols() -> None:
 def test_distillation_trains_only_the_encoder(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "distill"
     teacher, _ = load_model("default")
-    config = DistillConfig(teacher="default", preset="cifar-v3", out=str(out), epochs=1, batch_size=100,
+    config = DistillConfig(teacher="default", preset="cifar-v3-deep", out=str(out), epochs=1, batch_size=100,
                            train_subset=600, data_dir=str(data_dir), test_at_end=False, progress=False)
     result = distill_encoder(config)
     student, saved = load_model(out)
-    assert saved["preset"]["name"] == "cifar-v3" and saved["train"]["distill"]["teacher"] == "default"
+    assert saved["preset"]["name"] == "cifar-v3-deep" and saved["train"]["distill"]["teacher"] == "default"
     assert fingerprint(student) == fingerprint(teacher)
     assert torch.equal(student.classifier.fc.weight, teacher.classifier.fc.weight)
     row = result["history"][-1]

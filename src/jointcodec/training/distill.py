@@ -49,8 +49,8 @@ from jointcodec.utils import atomic_write_json
 @dataclass
 class DistillConfig:
     teacher: str = "default"
-    preset: str = "cifar-v3"
-    out: str = "runs/distill-cifar-v3"
+    preset: str = "cifar-v3-deep"
+    out: str = "runs/distill-cifar-v3-deep"
     epochs: int = 8
     batch_size: int = 256
     lr: float = 0.05

@@ -51,7 +51,7 @@ CALIBRATION_IMAGES = 1024  # enough to place the latent's quantiles for a warm s
 class TrainConfig:
     """Plain data; saved into every checkpoint so a run can be read and repeated."""
 
-    preset: str = "cifar-v2"
+    preset: str = "cifar-v1-deep"
     dataset: str = "cifar10"
     levels: int = 2
     target_bpp: float = 0.79
@@ -68,7 +68,7 @@ class TrainConfig:
     devices: int = 1
     data_dir: str | None = None
     download: bool = False
-    out: str = "runs/cifar10-v2-L2"
+    out: str = "runs/cifar10-v1deep-L2"
     resume: bool = False
     init_from: str | None = None  # warm start: a checkpoint whose matching weights seed the model
     test_at_end: bool = True

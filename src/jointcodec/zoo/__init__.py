@@ -10,8 +10,8 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 
 # name -> folder under weights/ holding model.safetensors (+ config.json)
 MODELS: dict[str, str] = {
-    "default": "cifar10-v2-L2",
-    "cifar10-v2-L2": "cifar10-v2-L2",
+    "default": "cifar10-v1deep-L2",
+    "cifar10-v1deep-L2": "cifar10-v1deep-L2",
 }
 
 
