@@ -170,3 +170,17 @@ def test_warm_start_scales_the_latent_onto_the_new_centers(levels: int) -> None:
         symbols = model.quantizer.symbols(model.encoder(images))
     outer = ((symbols == 0) | (symbols == levels - 1)).float().mean().item()
     assert factor > 1 and abs(outer - 2 / levels) < 0.02  # the outer centers get their share, no more
+
+
+def test_shipped_default_is_small_and_its_encoder_far_cheaper_than_its_classifier() -> None:
+    from jointcodec import zoo
+    from jointcodec.evaluation.complexity import count_macs, count_params
+
+    model, config = load_model("default")
+    assert config["preset"]["name"] == "cifar-v1-deep" and config["levels"] == 2
+    encoder_macs = count_macs(model.encoder, torch.zeros(1, 3, 32, 32))
+    classifier_macs = count_macs(model.classifier, torch.zeros(1, 16, 8, 8))
+    assert 0 < 3 * encoder_macs < classifier_macs  # 14.4 M against 53.6 M
+    assert 0 < 20 * count_params(model.encoder) < count_params(model.classifier)
+    shipped = sum(f.stat().st_size for f in zoo.weights_path("default").parent.iterdir())
+    assert shipped <= 10 * 2**20, f"shipped default is {shipped} bytes"

@@ -52,8 +52,9 @@ CIFAR_DEEP_CLASSIFIER = {**CIFAR_CLASSIFIER, "blocks": (2, 1)}
 CIFAR_V1_ENCODER = {"stem": 24, "width": 48, "blocks": 1, "latent_channels": 16}
 register(Preset("cifar-v1", "cifar", encoder_args=CIFAR_V1_ENCODER,
                 classifier_args=CIFAR_CLASSIFIER, context_args=CIFAR_CONTEXT))
-# The shipped default: the AE-V1 encoder (14.4 M MACs, 60 k parameters) with the deep receiver (27 % of the
-# encoder's MACs). Chosen on validation accuracy from a sweep of encoder/receiver splits (docs/results.md).
+# The shipped default: the AE-V1 encoder (14.4 M MACs, 60 k parameters) with the deep receiver; the encoder
+# costs 27 % of the receiver's MACs. Chosen on validation accuracy from a sweep of encoder/receiver splits
+# (docs/results.md, "Choosing the preset").
 register(Preset("cifar-v1-deep", "cifar", encoder_args=CIFAR_V1_ENCODER,
                 classifier_args=CIFAR_DEEP_CLASSIFIER, context_args=CIFAR_CONTEXT))
 # AE-V2 style: wider, and a 3x3 (96) + 1x1 bottleneck before the latent.
