@@ -14,7 +14,7 @@ if [ -z "${JOINTCODEC_DATA:-}" ] || [ ! -f "$JOINTCODEC_DATA/cifar10/test.npz" ]
     shared="$(pwd)/../shared/data/prepare.py"
     if [ -f "$shared" ]; then
         python "$shared" --out "$JOINTCODEC_DATA" --format npz --datasets cifar10
-    else
+    elif [ ! -f "$JOINTCODEC_DATA/cifar10/test.npz" ]; then
         echo "note: no local CIFAR-10 copy; tests that need real data will be skipped" >&2
     fi
 fi
