@@ -1,17 +1,20 @@
 """Train candidate presets side by side, one process each, with the core recipe (a GPU sweep).
 
-Used to pick the shipped CIFAR preset (docs/results.md, "Choosing a light encoder"): every candidate gets
+Used to pick the shipped CIFAR preset (docs/results.md, "Choosing the preset"): every candidate gets
 the recipe's defaults (``TrainConfig``: 26 epochs, batch 256, target 0.79 bpp, seed 0), so a winner here
 is trained the same way with ``jointcodec train`` on the CPU. Small models leave a GPU mostly idle, so
-several processes share one. A candidate is plain data: encoder and receiver arguments.
+several processes share one; each gets an equal share of the CPU threads (OMP_NUM_THREADS, unless set), because
+8 processes of 16 torch threads on 16 cores stepped over 10x slower than 4 of 3 (measured on the lent H100).
+A candidate is plain data: encoder and receiver arguments.
 
-    python scripts/preset_sweep.py --device cuda --out-root runs/sweep [--candidates cifar-v3,v3-r22]
+    python scripts/preset_sweep.py --device cuda --out-root runs/sweep [--candidates cifar-v3,v3-r31:1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -57,6 +60,8 @@ def macs(name: str) -> tuple[int, int]:
 
 def split_seed(run: str) -> tuple[str, int]:
     name, _, seed = run.partition(":")
+    if not (seed or "0").isdigit():
+        sys.exit(f"error: {run!r}: the seed after ':' must be a whole number")
     return name, int(seed or 0)
 
 
@@ -84,8 +89,10 @@ def run_all(args: argparse.Namespace) -> None:
     passthrough = [f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items()
                    if k not in ("one", "candidates") and v is not None]
     started = time.time()
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS",
+                                                           str(max(1, (os.cpu_count() or 1) // len(names))))}
     logs = {name: open(f"{run_dir(root, name)}.log", "w") for name in names}  # noqa: SIM115 (open while running)
-    procs = {name: subprocess.Popen([sys.executable, __file__, f"--one={name}", *passthrough],
+    procs = {name: subprocess.Popen([sys.executable, __file__, f"--one={name}", *passthrough], env=env,
                                     stdout=logs[name], stderr=subprocess.STDOUT) for name in names}
     codes = {name: proc.wait() for name, proc in procs.items()}
     for log in logs.values():
