@@ -247,6 +247,8 @@ def _train_joint(config: DecoderTrainConfig) -> dict:
     out = Path(config.out)
     fields = TrainConfig.__dataclass_fields__
     settings = {k: v for k, v in recipe.items() if k in fields}
+    # The recipe carries over; where it ran does not (the shipped default was trained on a GPU).
+    settings.update(device="auto", precision="auto", devices=1)
     settings.update(out=str(out), epochs=config.epochs, resume=config.resume, progress=config.progress,
                     test_at_end=config.test_at_end, train_subset=config.train_subset or settings.get("train_subset", 0),
                     data_dir=config.data_dir, download=config.download,
