@@ -15,7 +15,8 @@ from jointcodec.errors import ConfigError
 
 NAMES = list(CODECS)
 # A setting near the top of each codec's range: decoding must come close to the original there.
-HIGH = {"jpeg420": 95, "jpeg444": 95, "jpeg2000": 50.0, "webp": 100, "hevc": 95, "avif": 95, "jpegxl": 0.3}
+HIGH = {"jpeg420": 95, "jpeg444": 95, "jpeg2000": 50.0, "webp": 100, "hevc": 10, "heif": 95, "avif": 95,
+        "jpegxl": 0.3}
 SAMPLE = 24
 
 
@@ -95,6 +96,79 @@ def test_jpeg420_payload_matches_the_brief(test_images: np.ndarray) -> None:
     codec = get_codec("jpeg420")
     for quality, reference in ((5, 0.36), (10, 0.58), (20, 0.91)):
         assert abs(code_images(codec, test_images, quality).payload_bpp - reference) < 0.03
+
+
+def _nal_units(data: bytes) -> list[bytes]:
+    """The NAL units of an Annex-B stream, split at its start codes (an independent, simpler parse)."""
+    parts = data.split(b"\x00\x00\x01")
+    assert parts[0] in (b"", b"\x00")  # the stream opens with a start code
+    return [part[:-1] if part.endswith(b"\x00") else part for part in parts[1:]]  # the 4-byte codes' zero
+
+
+def _sps_size(sps: bytes) -> tuple[int, int]:
+    """pic_width/height_in_luma_samples of an HEVC SPS with one sub-layer (ITU-T H.265 7.3.2.2)."""
+    rbsp = sps[2:].replace(b"\x00\x00\x03", b"\x00\x00")  # drop emulation prevention
+    bits = "".join(f"{b:08b}" for b in rbsp)
+    assert int(bits[4:7], 2) == 0  # sps_max_sub_layers_minus1: the profile_tier_level is then 96 bits
+    pos = 8 + 96
+
+    def ue() -> int:
+        nonlocal pos
+        zeros = bits.index("1", pos) - pos
+        value = int(bits[pos + zeros:pos + 2 * zeros + 1], 2) - 1
+        pos += 2 * zeros + 1
+        return value
+
+    ue()  # sps_seq_parameter_set_id
+    assert ue() == 1  # chroma_format_idc: 4:2:0
+    return ue(), ue()
+
+
+def test_hevc_codes_32x32_unpadded_and_cuts_the_vcl_nal_units(test_images: np.ndarray) -> None:
+    """hevc: the picture is coded at 32x32 (no padding to 64x64 as through libheif); the payload is the VCL NAL
+    units whole, the parameter sets are the same for every image at a QP, the start code before a slice is
+    framing, and the stream is deterministic."""
+    codec = get_codec("hevc")
+    for qp in (codec.ladder[0], 22):
+        files = [codec.encode(image, qp) for image in test_images[:SAMPLE]]
+        assert codec.encode(test_images[0], qp) == files[0]  # one thread: the same bytes every time
+        shared = set()
+        for data in files:
+            units = _nal_units(data)
+            kinds = [(unit[0] >> 1) & 0x3F for unit in units]
+            assert kinds[:3] == [32, 33, 34] and kinds[-1] == 37  # VPS, SPS, PPS ... end of bitstream
+            vcl = [unit for unit, kind in zip(units, kinds, strict=True) if kind < 32]
+            assert len(vcl) == 1 and kinds[3] in (19, 20)  # one slice, an IDR picture
+            layout = codec.layout(data)
+            assert layout.payload_bytes == sum(len(unit) for unit in vcl)
+            assert layout.payload_of(data) == vcl[0]
+            assert [b - a for a, b in layout.framing] == [3]
+            shared.add(b"".join(unit for unit, kind in zip(units, kinds, strict=True) if kind >= 32))
+            assert _sps_size(units[1]) == (32, 32)
+        assert len(shared) == 1
+
+
+def test_hevc_round_trip_rate_and_damaged_streams(test_images: np.ndarray) -> None:
+    codec = get_codec("hevc")
+    images = test_images[:SAMPLE]
+    assert codec.setting_name == "QP" and not codec.rate_increases
+    fine = code_images(codec, images, 10)
+    assert fine.decoded.shape == images.shape and fine.decoded.dtype == np.uint8
+    assert fine.psnr(images) > 34.0
+    rates = [code_images(codec, images, qp).payload_bpp for qp in (10, 20, 30, 40, 51)]
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False)), rates  # the rate falls as the QP rises
+    data = codec.encode(test_images[0], 30)
+    for cut in range(1, len(data)):  # a truncated stream lacks its end-of-bitstream NAL unit, or ends in a zero
+        with pytest.raises(PayloadCutError):
+            codec.layout(data[:cut])
+    noise = np.random.default_rng(0).integers(0, 256, 600, dtype=np.uint8).tobytes()
+    for damaged in (b"\x00\x00\x01garbage", noise, b"", b"\x00\x00\x01" + b"\xff" * 40):
+        with pytest.raises(PayloadCutError):
+            codec.layout(damaged)
+        with pytest.raises(CodecError):
+            codec.decode(damaged)
+    with pytest.raises(ConfigError, match="hevc"):
+        codec.check_setting(52)
 
 
 def test_rate_search_hits_targets(test_images: np.ndarray) -> None:

@@ -29,9 +29,9 @@ def add_baseline(sub) -> None:
     p = sub.add_parser("baseline", help="train and test the receiver on images decoded by a classic codec")
     p.add_argument("--dataset", default=d.dataset, help="cifar10 or cifar100")
     p.add_argument("--codec", nargs="+", required=True, metavar="NAME",
-                   help="jpeg420, jpeg444, jpeg2000, webp, hevc, avif, jpegxl, or all")
+                   help="jpeg420, jpeg444, jpeg2000, webp, hevc, heif, avif, jpegxl, or all")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--setting", nargs="+", metavar="S", help="the codec's setting(s) (quality, distance, dB)")
+    which.add_argument("--setting", nargs="+", metavar="S", help="the codec's setting(s) (quality, distance, dB, QP)")
     which.add_argument("--targets", nargs="+", type=float, metavar="BPP",
                        help="search the setting for each target mean payload bpp (on training images)")
     p.add_argument("--search-images", type=int, default=2000, help="training images the --targets search codes")
@@ -90,7 +90,9 @@ def run_baseline(args) -> int:
 def add_compare(sub) -> None:
     p = sub.add_parser("compare", help="rate-accuracy table, plot and BD-style summary of every system")
     p.add_argument("--dataset", default="cifar10")
-    p.add_argument("--results", default=DEFAULT_RESULTS, help="baseline results folder (default: %(default)s)")
+    p.add_argument("--results", default=None,
+                   help="baseline results folder: v2 point files (<system>/<setting>-<protocol>.json) and/or the "
+                        "v1 layout <dataset>/<codec>/<setting>/result.json (default: docs/results/<dataset>/baselines)")
     p.add_argument("--jointcodec", nargs="*", default=[], metavar="JSON",
                    help="`jointcodec evaluate --coded --json` files, or folders holding them")
     p.add_argument("--out", default="docs/results", help="writes OUT/<dataset>/rate_accuracy.{csv,json,png,svg}")
@@ -99,13 +101,15 @@ def add_compare(sub) -> None:
 
 
 def run_compare(args) -> int:
-    from jointcodec.baselines.compare import compare, format_summary
+    from jointcodec.baselines.compare import compare, format_missing, format_summary
 
-    outcome = compare(args.dataset, args.results, args.jointcodec, args.out, _command(), args.plot)
+    results = args.results or f"docs/results/{args.dataset}/baselines"  # the default follows --dataset
+    outcome = compare(args.dataset, results, args.jointcodec, args.out, _command(), args.plot)
     systems = sorted({p.system for p in outcome["points"]})
     print(f"{len(outcome['points'])} points from {len(systems)} systems: {', '.join(systems)}")
     if outcome["summary"]:
         print(format_summary(outcome["summary"]))
+    print(format_missing(outcome["missing"]))
     for path in outcome["files"]:
         print(f"wrote {path}")
     return 0

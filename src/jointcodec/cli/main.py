@@ -179,10 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     from jointcodec.cli.coding import add_classify, add_encode, add_export_edge
     from jointcodec.cli.deploy import add_export, add_serve
     from jointcodec.cli.reconstruct import add_reconstruct, add_train_decoder
+    from jointcodec.cli.sweep import add_sweep
 
     for add in (add_train, add_distill, add_evaluate, add_presets, add_encode, add_classify, add_export_edge,
                 add_reconstruct, add_train_decoder, add_bench, add_export, add_serve, add_baseline, add_compare,
-                add_ladder):
+                add_ladder, add_sweep):
         add(sub)
     return parser
 

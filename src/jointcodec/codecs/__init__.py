@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from jointcodec.codecs.avif import Avif
 from jointcodec.codecs.base import Codec, CodecError, Layout, PayloadCutError, Setting
-from jointcodec.codecs.heif import Hevc
+from jointcodec.codecs.heif import Heif
+from jointcodec.codecs.hevc import Hevc
 from jointcodec.codecs.jpeg import Jpeg420, Jpeg444
 from jointcodec.codecs.jpeg2000 import Jpeg2000
 from jointcodec.codecs.jpegxl import JpegXL
 from jointcodec.codecs.webp import WebP
 from jointcodec.errors import ConfigError
 
-CODECS: dict[str, type[Codec]] = {c.name: c for c in (Jpeg420, Jpeg444, Jpeg2000, WebP, Hevc, Avif, JpegXL)}
+CODECS: dict[str, type[Codec]] = {
+    c.name: c for c in (Jpeg420, Jpeg444, Jpeg2000, WebP, Hevc, Heif, Avif, JpegXL)
+}
 
 
 def get_codec(name: str) -> Codec:
-    """The wrapper for a system name (``jpeg420``, ``jpeg444``, ``jpeg2000``, ``webp``, ``hevc``, ``avif``,
-    ``jpegxl``); ConfigError for an unknown name, CodecError when its library is missing."""
+    """The wrapper for a system name (``jpeg420``, ``jpeg444``, ``jpeg2000``, ``webp``, ``hevc`` (x265 at the
+    image's size, the BPG stand-in), ``heif`` (x265 through libheif, padded to 64x64), ``avif``, ``jpegxl``);
+    ConfigError for an unknown name, CodecError when its library is missing."""
     if name not in CODECS:
         raise ConfigError(f"unknown codec {name!r}; choose from {', '.join(CODECS)}")
     return CODECS[name]()

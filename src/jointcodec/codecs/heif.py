@@ -1,14 +1,15 @@
-"""HEVC intra in HEIF (x265 encoder, libde265 decoder, through pillow-heif and libheif): the BPG stand-in.
+"""HEVC intra in HEIF (x265 encoder, libde265 decoder, through pillow-heif and libheif): the padded libheif path.
 
-BPG (Bellard's HEVC-intra format, the paper's best classic codec) is not packaged for this platform;
-HEIF carries the same HEVC Main-profile intra bitstream in an ISO-BMFF container instead of BPG's
-compact header, and the payload cut below removes the container either way. 4:2:0 chroma, x265 through
-libheif's defaults (preset ``slow``) at a libheif quality of 0-100 (100 best).
+The system ``heif``: the same HEVC Main-profile intra coding as ``hevc`` (x265), but through libheif, which
+wraps the bitstream in an ISO-BMFF container (the payload cut below removes it) and pads the picture. 4:2:0
+chroma, x265 through libheif's defaults (preset ``slow``) at a libheif quality of 0-100 (100 best). It was
+the BPG stand-in before ``hevc`` (x265 called at the image's size through PyAV) replaced it; it stays as the
+libheif/HEIF data point.
 
 Measured caveat: libheif pads images smaller than 64x64 to 64x64 before x265 sees them (the ``ispe``
 box says 64x64 and a ``clap`` crop restores 32x32), so the HEVC stream codes a 64x64 picture whose
 padding costs bits that BPG, coding 32x32 directly, would not spend: measured in docs/baselines.md
-(``benchmarks/hevc_padding.py``), this curve understates HEVC/BPG at 32x32.
+(``benchmarks/hevc_padding.py``), this curve understates HEVC/BPG at 32x32; ``hevc`` does not pad.
 
 **Payload cut.** The VCL NAL units (the coded slices, with their 2-byte NAL headers) of the primary
 item. Excluded: the container (ftyp, meta with hvcC parameter sets VPS/SPS/PPS, ispe, clap, colr, pixi,
@@ -51,9 +52,9 @@ def hevc_layout(data: bytes) -> Layout:
     return Layout(len(data), tuple(payload), tuple(framing))
 
 
-class Hevc(Codec):
-    name = "hevc"
-    description = "HEVC intra 4:2:0 in HEIF (x265 via libheif; the BPG stand-in)"
+class Heif(Codec):
+    name = "heif"
+    description = "HEVC intra 4:2:0 in HEIF (x265 via libheif, padded to 64x64)"
     setting_name = "quality"
     setting_type = int
     setting_range = (0, 100)
@@ -63,7 +64,7 @@ class Hevc(Codec):
         try:
             import pillow_heif
         except ImportError as err:
-            raise CodecError("hevc needs pillow-heif: pip install 'jointcodec[codecs]'") from err
+            raise CodecError("heif needs pillow-heif: pip install 'jointcodec[codecs]'") from err
         pillow_heif.options.DECODE_THREADS = 1  # one image at a time; the protocol runs images in parallel
         self._heif = pillow_heif
 
