@@ -161,3 +161,13 @@ def test_sweep_cli_bad_flags_are_one_line_errors(cli_env: dict[str, str]) -> Non
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
         assert proc.stderr.strip().startswith("jointcodec: error:"), proc.stderr
+
+
+def test_test_time_shift_moves_content_and_reflects_the_border() -> None:
+    from jointcodec.baselines.receiver_training import _shifted
+
+    images = torch.arange(2 * 3 * 5 * 5, dtype=torch.uint8).view(2, 3, 5, 5)
+    moved = _shifted(images, 1, 1)  # down-right
+    assert torch.equal(moved[..., 1:, 1:], images[..., :-1, :-1])
+    assert torch.equal(moved[..., 0, 1:], images[..., 1, :-1])  # reflected row
+    assert torch.equal(_shifted(images, 0, 0), images)

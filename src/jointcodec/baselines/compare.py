@@ -200,7 +200,8 @@ def ours_of(points: list[Point]) -> list[Point]:
 
 def codec_names(points: list[Point]) -> list[str]:
     """The codecs with points: CODECS order first, then any other system name (e.g. a new codec)."""
-    present = {p.system for p in points if p.protocol in CODEC_PROTOCOLS}
+    # The receivers tested on clean images (system clean, any protocol) are a ceiling, not a codec.
+    present = {p.system for p in points if p.protocol in CODEC_PROTOCOLS and p.system != CLEAN}
     return [c for c in CODECS if c in present] + sorted(present - set(CODECS))
 
 

@@ -44,7 +44,7 @@ ImageSource = Callable[[int, torch.Generator], tuple[torch.Tensor, torch.Tensor]
 @dataclass(frozen=True)
 class ReceiverRecipe:
     preset: str = "airnet-s"
-    epochs: int = 10
+    epochs: int = 15  # 10 (airbench94's) reached 91.5 % on clean CIFAR-10 test with this narrower net
     batch_size: int = 1024  # airbench's batch: its learning rate and momentum were tuned for it
     lr: float = 1.5  # per-mean-loss; high because the logits are scaled by 1/9 and every conv is BN-normalised
     bias_lr_scale: float = 64.0  # BN biases learn faster: they are the only affine parameters (airbench)
@@ -88,18 +88,33 @@ def _prepare(images: torch.Tensor) -> torch.Tensor:
     return normalize(images).contiguous(memory_format=torch.channels_last)
 
 
+def _shifted(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Images moved by (dx, dy) pixels, the uncovered border filled by reflection."""
+    pad = max(abs(dx), abs(dy))
+    padded = F.pad(images.float(), (pad,) * 4, mode="reflect").to(images.dtype)
+    h, w = images.shape[-2:]
+    return padded[..., pad - dy:pad - dy + h, pad - dx:pad - dx + w]
+
+
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, tta: bool = True, batch_size: int = EVAL_BATCH,
             progress: bool = False, desc: str = "test") -> torch.Tensor:
-    """Logits for uint8 images; with ``tta`` the mean over the image and its mirror (flip test-time augmentation)."""
+    """Logits for uint8 images. With ``tta`` (airbench's level 2): half the mean over the image and its mirror,
+    a quarter each over the pair moved by one pixel up-left and down-right (+0.3 points on validation)."""
     model.eval()
+
+    def mirrored(x: torch.Tensor) -> torch.Tensor:
+        x = _prepare(x)
+        return 0.5 * (model(x) + model(x.flip(-1)))
+
     out = []
     for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, unit="batch",
                       leave=False):
-        x = _prepare(images[start:start + batch_size])
-        logits = model(x)
-        if tta:
-            logits = 0.5 * (logits + model(x.flip(-1)))
+        batch = images[start:start + batch_size]
+        if not tta:
+            out.append(model(_prepare(batch)).float())
+            continue
+        logits = 0.5 * mirrored(batch) + 0.25 * (mirrored(_shifted(batch, -1, -1)) + mirrored(_shifted(batch, 1, 1)))
         out.append(logits.float())
     return torch.cat(out)
 

@@ -1,0 +1,96 @@
+"""Markdown tables of a protocol-v2 baseline folder: every point with its CPU time, the receivers' training
+cost, the total CPU-hours, and the calibration table (robust / fine-tuned / scratch at one setting).
+
+    python scripts/baselines_table.py docs/results/cifar10/baselines [--calibrate jpeg420:15]
+
+Reads the point files that ``jointcodec sweep`` writes; prints Markdown for docs/baselines.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PROTOCOLS = ("clean", "robust", "fine-tuned", "scratch")
+
+
+def load_points(folder: Path) -> list[dict]:
+    points = []
+    for path in sorted(folder.glob("*/*.json")):
+        if path.parent.name == "receivers":
+            continue
+        record = json.loads(path.read_text())
+        record["_file"] = path.relative_to(folder).as_posix()
+        points.append(record)
+    return points
+
+
+def setting_order(record: dict) -> tuple:
+    return (record["system"], PROTOCOLS.index(record["protocol"]) if record["protocol"] in PROTOCOLS else 9,
+            record["payload_bpp"])
+
+
+def points_table(points: list[dict]) -> str:
+    lines = ["| system | setting | protocol | payload bpp | file bpp | PSNR dB | top-1 % | CPU min | of it coding |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(points, key=setting_order):
+        psnr = f"{r['psnr_db']:.2f}" if r.get("psnr_db") is not None else ""
+        coding = f"{r['coding_cpu_s'] / 60:.1f}" if r.get("coding_cpu_s") is not None else ""
+        lines.append(f"| `{r['system']}` | {r['setting']} | {r['protocol']} | {r['payload_bpp']:.3f} | "
+                     f"{r['file_bpp']:.3f} | {psnr} | {r['top1']:.2f} | {r['cpu_s'] / 60:.1f} | {coding} |")
+    return "\n".join(lines)
+
+
+def receivers_table(folder: Path) -> tuple[str, float]:
+    lines = ["| receiver run | epochs | best val top-1 % | train CPU min | pool coding CPU min |",
+             "|---|---|---|---|---|"]
+    total = 0.0
+    for path in sorted((folder / "receivers").glob("*.json")):
+        r = json.loads(path.read_text())
+        pool = r.get("pool_coding_cpu_s")
+        total += r["cpu_s"] + (pool or 0.0)
+        vals = [h.get("val_top1") for h in r["history"] if h.get("val_top1") is not None]
+        lines.append(f"| {path.stem} | {len(r['history'])} | {max(vals):.2f} | {r['cpu_s'] / 60:.1f} | "
+                     f"{'' if pool is None else f'{pool / 60:.1f}'} |")
+    return "\n".join(lines), total
+
+
+def calibration(points: list[dict], system: str, setting: str) -> str:
+    rows = {r["protocol"]: r for r in points if r["system"] == system and str(r["setting"]) == setting}
+    lines = [f"| `{system}` {setting} | payload bpp | top-1 % | epochs | CPU min |", "|---|---|---|---|---|"]
+    for protocol in ("robust", "fine-tuned", "scratch"):
+        r = rows.get(protocol)
+        if r is None:
+            lines.append(f"| {protocol} | | not run yet | | |")
+            continue
+        epochs = r.get("epochs", "")
+        if protocol == "fine-tuned" and r.get("chosen_epoch") is not None:
+            epochs = f"{r['chosen_epoch']} of {epochs} (chosen on validation)"
+        lines.append(f"| {protocol} | {r['payload_bpp']:.3f} | {r['top1']:.2f} | {epochs} | {r['cpu_s'] / 60:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--calibrate", default="jpeg420:15", help="CODEC:SETTING of the calibration table")
+    args = parser.parse_args(argv)
+    if not args.folder.is_dir():
+        print(f"baselines_table: error: {args.folder} is not a folder", file=sys.stderr)
+        return 1
+    points = load_points(args.folder)
+    table, receivers_cpu = receivers_table(args.folder)
+    points_cpu = sum(r["cpu_s"] for r in points if r["protocol"] != "clean")  # clean's cost is its receiver's
+    print(points_table(points), "", table, "", sep="\n")
+    system, _, setting = args.calibrate.partition(":")
+    print(calibration(points, system, setting), "")
+    print(f"CPU time: receivers {receivers_cpu / 3600:.2f} h (training and pool coding), points "
+          f"{points_cpu / 3600:.2f} h (coding, fine-tuning, testing): {(receivers_cpu + points_cpu) / 3600:.2f} "
+          f"CPU-hours in all, {len(points)} points")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
