@@ -196,8 +196,10 @@ class Sweep:
                                                   sum(pool_cpu) if None not in pool_cpu else None, **describe})
         return out
 
-    def test(self) -> list[dict]:
-        """The robust receiver on every codec x ladder setting (and on clean images)."""
+    def test(self, only_targets: bool = False) -> list[dict]:
+        """The robust receiver on every codec x ladder setting (and on clean images); with ``only_targets``,
+        only at the settings nearest the target rates (the headline points first, the rest of the ladders
+        in a later run)."""
         model, _ = load_receiver(self.config.runs / "robust")
         records = []
         path = self.result_path("clean", "none", "robust")
@@ -209,7 +211,7 @@ class Sweep:
                 "payload_bpp": CLEAN_BPP, "file_bpp": CLEAN_BPP, "psnr_db": None, "top1": top["top1"],
                 "top5": top["top5"], "cpu_s": time.process_time() - cpu0, "wall_s": time.time() - started}))
         for codec in self.config.codec_list():
-            for setting in codec.ladder:
+            for setting in self.nearest_settings(codec) if only_targets else codec.ladder:
                 path = self.result_path(codec.name, codec.format_setting(setting), "robust")
                 if path.is_file():
                     continue
@@ -288,14 +290,17 @@ class Sweep:
 STAGES = ("clean", "robust", "test", "finetune", "scratch")
 
 
-def run_stages(config: SweepConfig, stages: list[str], log=print) -> None:
+def run_stages(config: SweepConfig, stages: list[str], only_targets: bool = False, log=print) -> None:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     sweep = Sweep(config, log)
     for stage in stages:
         log(f"== stage {stage}")
-        getattr(sweep, stage)()
+        if stage == "test":
+            sweep.test(only_targets)
+        else:
+            getattr(sweep, stage)()
 
 
 __all__ = ["STAGES", "Sweep", "SweepConfig", "run_stages"]
