@@ -196,10 +196,10 @@ class Sweep:
                                                   sum(pool_cpu) if None not in pool_cpu else None, **describe})
         return out
 
-    def test(self, only_targets: bool = False) -> list[dict]:
+    def test(self, only_targets: bool = False, first: int = 0) -> list[dict]:
         """The robust receiver on every codec x ladder setting (and on clean images); with ``only_targets``,
         only at the settings nearest the target rates (the headline points first, the rest of the ladders
-        in a later run)."""
+        in a later run); with ``first``, only each ladder's ``first`` settings (its lowest rates)."""
         model, _ = load_receiver(self.config.runs / "robust")
         records = []
         path = self.result_path("clean", "none", "robust")
@@ -211,7 +211,8 @@ class Sweep:
                 "payload_bpp": CLEAN_BPP, "file_bpp": CLEAN_BPP, "psnr_db": None, "top1": top["top1"],
                 "top5": top["top5"], "cpu_s": time.process_time() - cpu0, "wall_s": time.time() - started}))
         for codec in self.config.codec_list():
-            for setting in self.nearest_settings(codec) if only_targets else codec.ladder:
+            settings = self.nearest_settings(codec) if only_targets else codec.ladder[:first or None]
+            for setting in settings:
                 path = self.result_path(codec.name, codec.format_setting(setting), "robust")
                 if path.is_file():
                     continue
@@ -290,7 +291,8 @@ class Sweep:
 STAGES = ("clean", "robust", "test", "finetune", "scratch")
 
 
-def run_stages(config: SweepConfig, stages: list[str], only_targets: bool = False, log=print) -> None:
+def run_stages(config: SweepConfig, stages: list[str], only_targets: bool = False, first: int = 0,
+               log=print) -> None:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
@@ -298,7 +300,7 @@ def run_stages(config: SweepConfig, stages: list[str], only_targets: bool = Fals
     for stage in stages:
         log(f"== stage {stage}")
         if stage == "test":
-            sweep.test(only_targets)
+            sweep.test(only_targets, first)
         else:
             getattr(sweep, stage)()
 

@@ -31,6 +31,8 @@ def add_sweep(sub) -> None:
                    help="fine-tune at each codec's ladder setting nearest these payload bpp")
     p.add_argument("--only-targets", action="store_true",
                    help="test stage: only the settings nearest --targets (the headline points first)")
+    p.add_argument("--first", type=int, default=0, metavar="N",
+                   help="test stage: only the first N settings of each ladder (its lowest rates); 0 = all")
     p.add_argument("--scratch", nargs="+", default=[f"{c}:{s}" for c, s in d.scratch], metavar="CODEC:SETTING",
                    help="settings the scratch stage trains from scratch (default: %(default)s)")
     p.add_argument("--train-subset", type=int, default=0, help="only the first N training images (quick looks)")
@@ -84,7 +86,7 @@ def run_sweep(args) -> int:
         runs=Path(args.runs or f"runs/receivers/{args.dataset}"),
         cache_dir=Path(args.cache_dir) if args.cache_dir else None, data_dir=args.data_dir, workers=args.workers,
         progress=args.progress, command="jointcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    run_stages(config, args.stages, args.only_targets)
+    run_stages(config, args.stages, args.only_targets, args.first)
     return 0
 
 
