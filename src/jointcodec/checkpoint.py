@@ -76,6 +76,28 @@ def read_config(weights: Path) -> dict:
     return config
 
 
+def load_tagged_model(path: str | Path, weights_name: str, fmt: str, build, metadata_key: str = CONFIG_METADATA_KEY):
+    """A model saved as safetensors with its config (``"format": fmt``) in the metadata: ``build(config)`` makes
+    the module, the weights load into it; returns (model in eval mode, config). CheckpointError on any mismatch."""
+    weights = Path(path)
+    if weights.is_dir():
+        weights = weights / weights_name
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            config = json.loads((f.metadata() or {}).get(metadata_key) or "null")
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"cannot read a {fmt} model from {weights}: {err}") from err
+    if not isinstance(config, dict) or config.get("format") != fmt:
+        raise CheckpointError(f"{weights} is not a {fmt} checkpoint")
+    model = build(config)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise CheckpointError(f"{weights} does not fit its preset: {err}") from err
+    return model.eval(), config
+
+
 def load_model(path: str | Path, map_location: str = "cpu") -> tuple[JointModel, dict]:
     """Rebuild a JointModel from a checkpoint; returns the model (eval mode) and its config."""
     weights = resolve_weights(path)

@@ -1,8 +1,8 @@
-"""The paper's reference points (Chamain et al. 2022), read off its plots: BRIEF.md section 2.
+"""The paper's reference points (Chamain et al. 2022), read off its plots: docs/baselines.md.
 
 Each entry: (paper's system name, our system it corresponds to, [(bpp, top-1 %), ...]). The paper's
 rates are the context model's entropy estimates for its own codec and, for JPEG, payload sizes
-(BRIEF.md section 3): they are drawn as hollow markers labelled "paper", never mixed with our points.
+(docs/baselines.md): they are drawn as hollow markers labelled "paper", never mixed with our points.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A point: compress the train and test splits at the setting (cached), train the receiver on the decoded
 train images with the joint model's recipe (same network, epochs, augmentation, validation split), test it
 on the decoded test images, and write one result JSON. Rates are measured on the test split (the images
-the accuracy is measured on): ``payload_bpp`` (BRIEF.md section 3, rule 2) and ``file_bpp``.
+the accuracy is measured on): ``payload_bpp`` (the measurement rules, docs/baselines.md) and ``file_bpp``.
 
 Resumable at two levels: a point whose result JSON exists (made under the same protocol) is skipped; a
 point whose training was killed continues from its last finished epoch (the recipe's checkpoints).
@@ -174,8 +174,8 @@ def run_point(codec_name: str, setting: Setting, protocol: Protocol, runtime: Ru
 def search_settings(codec: Codec, targets: list[float], protocol: Protocol, runtime: Runtime,
                     search_images: int) -> list[Search]:
     """The setting for each target bpp, searched on the first ``search_images`` training images (never on
-    test images: BRIEF.md section 3, rule 4). Stored next to the results, so a resumed sweep does not search
-    again."""
+    test images: the measurement rules, docs/baselines.md). Stored next to the results, so a resumed sweep
+    does not search again."""
     path = Path(runtime.results) / protocol.dataset / codec.name / f"search-{search_images}.json"
     stored = json.loads(path.read_text()) if path.is_file() else {}
     images = _hwc(load_split(protocol.dataset, "train", runtime.data_dir, runtime.download)

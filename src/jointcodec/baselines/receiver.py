@@ -13,14 +13,12 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open
 from torch import nn
 from tqdm.auto import tqdm
 
-from jointcodec.checkpoint import CONFIG_METADATA_KEY, WEIGHTS, save_model
+from jointcodec.checkpoint import WEIGHTS, load_tagged_model, save_model
 from jointcodec.data import ImageSet, normalize, train_val_split
-from jointcodec.errors import CheckpointError, ConfigError
+from jointcodec.errors import ConfigError
 from jointcodec.evaluation import accuracy_metrics, count_macs, count_params
 from jointcodec.models import Preset, preset_from_dict
 from jointcodec.models.receiver import ImageClassifier, create_image_classifier
@@ -90,20 +88,5 @@ class ReceiverTask(JointTask):
 
 def load_receiver(path: str | Path) -> tuple[ImageClassifier, dict]:
     """Rebuild a receiver from its run directory (or weights file); returns (model in eval mode, config)."""
-    weights = Path(path)
-    if weights.is_dir():
-        weights = weights / WEIGHTS
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            config = json.loads((f.metadata() or {}).get(CONFIG_METADATA_KEY) or "null")
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"cannot read a receiver from {weights}: {err}") from err
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{weights} is not a {FORMAT} checkpoint")
-    model = create_image_classifier(preset_from_dict(config["preset"]), config["num_classes"])
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{weights} does not fit its preset: {err}") from err
-    return model.eval(), config
+    return load_tagged_model(path, WEIGHTS, FORMAT, lambda config: create_image_classifier(
+        preset_from_dict(config["preset"]), config["num_classes"]))

@@ -19,16 +19,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from jointcodec.baselines.airnet import AirNet, create_airnet
+from jointcodec.checkpoint import load_tagged_model
 from jointcodec.data import normalize
 from jointcodec.data.augment import flip_and_translate
-from jointcodec.errors import CheckpointError, ConfigError
+from jointcodec.errors import ConfigError
 from jointcodec.evaluation import accuracy_metrics
 from jointcodec.utils import atomic_write
 
@@ -132,23 +132,8 @@ def _save_weights(path: Path, model: AirNet, meta: dict) -> None:
 
 def load_receiver(path: str | Path) -> tuple[AirNet, dict]:
     """A trained receiver (its folder or weights file) in eval mode, and its metadata."""
-    weights = Path(path)
-    if weights.is_dir():
-        weights = weights / WEIGHTS
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("config") or "null")
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"cannot read a receiver from {weights}: {err}") from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{weights} is not a {FORMAT} file")
-    model = create_airnet(meta["recipe"]["preset"], meta["num_classes"])
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        raise CheckpointError(f"{weights} does not fit its preset: {err}") from err
-    return model.eval(), meta
+    return load_tagged_model(path, WEIGHTS, FORMAT, lambda meta: create_airnet(meta["recipe"]["preset"],
+                                                                              meta["num_classes"]), "config")
 
 
 def train_receiver(source: ImageSource, num_classes: int, recipe: ReceiverRecipe, out: str | Path,

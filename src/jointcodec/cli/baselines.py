@@ -163,7 +163,7 @@ def run_ladder(args) -> int:
             if r["setting"] in BRIEF_REFERENCE:
                 r["brief_reference_bpp"] = BRIEF_REFERENCE[r["setting"]]
                 print(f"jpeg420 Q{r['setting']}: {r['payload_bpp']:.3f} bpp here, {BRIEF_REFERENCE[r['setting']]:.2f} "
-                      "in BRIEF.md section 3")
+                      "in docs/baselines.md")
     if args.json:
         record = {"dataset": args.dataset, "split": args.split, "n_images": len(images), "workers": args.workers,
                   "codecs": table}

@@ -1,4 +1,4 @@
-"""Classic image codecs behind one interface, with their payload cut (BRIEF.md section 3, rule 2).
+"""Classic image codecs behind one interface, with their payload cut (the measurement rules, docs/baselines.md).
 
 ``get_codec("jpeg420")`` returns a wrapper with ``encode(image, setting) -> bytes``,
 ``decode(bytes) -> image``, ``layout(bytes)`` (where the payload lies) and ``payload_bits(bytes)``.

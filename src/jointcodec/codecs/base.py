@@ -1,6 +1,6 @@
 """The one interface every classic codec wrapper follows, and where its payload lies in a file.
 
-BRIEF.md section 3, rule 2: a classic codec is reported two ways. ``file_bpp`` counts the whole file;
+Measurement rule (docs/baselines.md): a classic codec is reported two ways. ``file_bpp`` counts the whole file;
 ``payload_bpp`` counts only the entropy-coded data of that image. Everything identical for every image
 at a setting (tables, parameter sets, container boxes) is excluded, as are fixed-width length fields
 and padding that only restate how long the payload is (jointcodec's own payload excludes its length field

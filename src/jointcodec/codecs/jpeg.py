@@ -5,7 +5,7 @@
 the quantisation tables (DQT, fixed by the quality), the Huffman tables (DHT: the standard tables of
 JPEG Annex K, because the encoder runs with ``optimize=False``; optimised tables would be per image and
 would have to be counted), SOF and SOS headers (fixed by the image size and the sampling) and EOI.
-These are the same for every 32x32 image at a quality; ``tests/test_codecs.py`` checks it. BRIEF.md
+These are the same for every 32x32 image at a quality; ``tests/test_codecs.py`` checks it. docs/baselines.md
 section 3 gives reference payload figures for 4:2:0 that ``jointcodec ladder`` reproduces.
 """
 
@@ -17,7 +17,7 @@ from jointcodec.codecs.base import Codec, Layout, PayloadCutError, Setting
 from jointcodec.codecs.pillow_io import pillow_decode, pillow_encode, pillow_library
 
 SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
-# BRIEF.md section 3: payload bpp of JPEG 4:2:0 by quality (Pillow, standard tables, first 2,000 test images).
+# docs/baselines.md: payload bpp of JPEG 4:2:0 by quality (Pillow, standard tables, first 2,000 test images).
 BRIEF_REFERENCE = {5: 0.36, 10: 0.58, 15: 0.76, 20: 0.91, 25: 1.04, 50: 1.57, 75: 2.31}
 RESTART = frozenset(range(0xD0, 0xD8))
 STANDALONE = RESTART | {0x01}  # RST0-7 and TEM carry no length field

@@ -1,6 +1,6 @@
 """Edge-side efficiency benchmark: jointcodec's encoder against what a user would run on the device instead.
 
-``jointcodec bench --checkpoint CKPT`` measures, in one process and one run (BRIEF.md section 3, rule 5):
+``jointcodec bench --checkpoint CKPT`` measures, in one process and one run (timings are ratios within one run):
 
 * **jointcodec**: the encoder alone (image -> latent symbols), and encoder + entropy coding (image -> the
   ``.jcc`` bytes: fixed-point context model and range coder);

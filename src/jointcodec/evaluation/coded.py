@@ -1,7 +1,7 @@
 """``evaluate --coded``: the whole path through real bitstreams, with rates measured from bytes.
 
 Encode every image (encoder, quantizer, fixed-point context model, range coder), write one ``.jcc``
-container, parse it back, decode the latents step by step and classify them. Rates (BRIEF.md section 3):
+container, parse it back, decode the latents step by step and classify them. Rates (docs/baselines.md, real bytes):
 
 * ``bpp_payload``: the range-coded bytes of each image (mean), times 8 over the input pixels;
 * ``bpp_file``: each image as its own ``.jcc`` file (payload + header + length + CRC);

@@ -1,6 +1,6 @@
 """The receiver of a classic codec: jointcodec's own server network, given an image stem.
 
-For a fair comparison (BRIEF.md section 3, rule 3) the classifier of decoded images is the same network
+For a fair comparison (the measurement rules, docs/baselines.md) the classifier of decoded images is the same network
 as jointcodec's: the preset's encoder architecture, here without the quantizer, runs on the decoded image
 and the preset's LatentResNet classifies its output. It is trained by the same recipe as the joint model
 (``jointcodec.training.recipe``); its forward returns a JointOutput with zero rate, so the recipe's rate

@@ -77,7 +77,7 @@ for _kind, _width in (("channel", CIFAR_CONTEXT["width"]), ("checkerboard", 8)):
                     encoder_args={"stem": 24, "width": 48, "blocks": 1, "latent_channels": 16},
                     classifier_args=CIFAR_CLASSIFIER,
                     context_args={**CIFAR_CONTEXT, "width": _width, "kind": _kind}))
-# The paper's ImageNet encoders (BRIEF.md section 1), latent 32 x (H/8) x (W/8).
+# The paper's ImageNet encoders (docs/baselines.md), latent 32 x (H/8) x (W/8).
 register(Preset("imagenet-v3", "imagenet", encoder_args={"latent_channels": 32},
                 classifier_args={"widths": (256, 512), "blocks": (2, 2)}, image_size=224))
 register(Preset("imagenet-v4", "imagenet", encoder_args={"latent_channels": 32, "block_channels": 128},
