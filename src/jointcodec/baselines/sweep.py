@@ -247,6 +247,8 @@ class Sweep:
         cpu0, started = time.process_time(), time.time()
         train_coded = self._coded(codec, setting, "train")
         train_images = self._decoded(train_coded)
+        # Training's CPU comes from its own (resume-proof) count, so the window below excludes it.
+        setup_cpu_s = time.process_time() - cpu0
         describe = self._describe(f"{codec.name} {name}")
         if protocol == "fine-tuned":
             recipe = ReceiverRecipe(**{**asdict(c.recipe), "epochs": c.finetune_epochs, "lr": c.finetune_lr,
@@ -258,12 +260,14 @@ class Sweep:
         summary = train_receiver(self._fit_source(train_images), self.num_classes, recipe, out,
                                  val=self._val(train_images), init_from=init, keep_best=protocol == "fine-tuned",
                                  describe=describe, progress=c.progress, log=self.log)
+        cpu0 = time.process_time()
         model, _ = load_receiver(out)
         test_coded = self._coded(codec, setting, "test")
         top = evaluate(model, self._decoded(test_coded), self.test_labels, progress=c.progress)
         coding = (self._coding_cpu_s(train_coded) or 0.0) + (self._coding_cpu_s(test_coded) or 0.0)
+        cpu_s = coding + setup_cpu_s + summary["cpu_s"] + time.process_time() - cpu0
         return self._write_point(path, self._codec_point(
-            codec, setting, protocol, top, test_coded, coding + summary["cpu_s"] + time.process_time() - cpu0,
+            codec, setting, protocol, top, test_coded, cpu_s,
             time.time() - started, {"coding_cpu_s": coding, "train_cpu_s": summary["cpu_s"],
                                     "epochs": recipe.epochs, "chosen_epoch": summary["chosen_epoch"],
                                     "val_top1": [row.get("val_top1") for row in summary["history"]],
