@@ -16,6 +16,8 @@ import pytest
 
 from jointcodec.baselines import compare as cmp
 from jointcodec.baselines.compare import COLUMNS, Point, codec_curve, compare, format_missing, format_summary
+from jointcodec.baselines.compare import points as cmp_points
+from jointcodec.baselines.compare import report as cmp_report
 from jointcodec.codecs import CODECS
 
 CLI = [sys.executable, "-m", "jointcodec.cli.main"]
@@ -117,7 +119,7 @@ def test_bd_rate_of_a_costlier_system_is_positive() -> None:
                                                                            protocol="robust")]
     row = cmp.bd_row(ours, theirs, "avif")
     assert row["bd_rate_percent"] == pytest.approx(100.0) and row["bpp_saving_percent"] == pytest.approx(-100.0)
-    assert "100.0% more bits" in cmp._bits_saved(row["bpp_saving_percent"])
+    assert "100.0% more bits" in cmp_report._bits_saved(row["bpp_saving_percent"])
 
 
 def test_single_point_jointcodec_gives_its_lead_and_bits_saved(tmp_path: Path) -> None:
@@ -166,7 +168,7 @@ def test_missing_ladder_settings_are_listed(tmp_path: Path) -> None:
     assert ("jpegxl", "25") not in missing and ("jpegxl", "11") in missing
     for name, codec in CODECS.items():
         if name not in ("jpeg420", "jpegxl"):
-            assert {s for c, s in missing if c == name} == {cmp.setting_key(s) for s in codec.ladder}
+            assert {s for c, s in missing if c == name} == {cmp_points.setting_key(s) for s in codec.ladder}
     assert all(m["protocol"] == "robust" for m in outcome["missing"])
     twin = json.loads((tmp_path / "docs" / "cifar10" / "rate_accuracy.json").read_text())
     assert twin["missing"] == outcome["missing"] and twin["summary"] == []  # no jointcodec points: no BD rows
@@ -190,10 +192,10 @@ def test_v1_results_are_read_beside_v2(tmp_path: Path) -> None:
 def test_zoo_models_are_systems_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
     zoo = {"default": "cifar10-v1deep-L2", "cifar10-v1deep-L2": "cifar10-v1deep-L2", "cifar10-air-L3": "air"}
     monkeypatch.setattr(cmp, "_zoo_models", lambda: zoo)
-    assert cmp.jointcodec_system({"levels": 2, "checkpoint": "default"}) == "jointcodec-L2"
-    assert cmp.jointcodec_system({"levels": 2, "checkpoint": "cifar10-v1deep-L2"}) == "jointcodec-L2"
-    assert cmp.jointcodec_system({"levels": 6, "checkpoint": "runs/x"}) == "jointcodec-L6"
-    assert cmp.jointcodec_system({"levels": 3, "checkpoint": "cifar10-air-L3"}) == "jointcodec-cifar10-air-L3"
+    assert cmp_points.jointcodec_system({"levels": 2, "checkpoint": "default"}) == "jointcodec-L2"
+    assert cmp_points.jointcodec_system({"levels": 2, "checkpoint": "cifar10-v1deep-L2"}) == "jointcodec-L2"
+    assert cmp_points.jointcodec_system({"levels": 6, "checkpoint": "runs/x"}) == "jointcodec-L6"
+    assert cmp_points.jointcodec_system({"levels": 3, "checkpoint": "cifar10-air-L3"}) == "jointcodec-cifar10-air-L3"
 
 
 def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
