@@ -18,8 +18,8 @@ from jointcodec.codecs.pillow_io import pillow_decode, pillow_encode, pillow_lib
 
 SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
 # Reference payload bpp of JPEG 4:2:0 by quality (Pillow/libjpeg-turbo, standard Huffman tables, the first 2,000
-# CIFAR-10 test images): the rates this payload cut must reproduce, so that our JPEG points sit where other
-# work's do. `jointcodec ladder` prints its measurement beside them; docs/baselines.md, docs/measurement.md.
+# CIFAR-10 test images): the rates that this payload cut reproduces, a check that it counts the scan data and
+# nothing else. `jointcodec ladder` prints its measurement beside them (docs/measurement.md, docs/baselines.md).
 JPEG420_REFERENCE_BPP = {5: 0.36, 10: 0.58, 15: 0.76, 20: 0.91, 25: 1.04, 50: 1.57, 75: 2.31}
 RESTART = frozenset(range(0xD0, 0xD8))
 STANDALONE = RESTART | {0x01}  # RST0-7 and TEM carry no length field
