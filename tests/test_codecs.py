@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +12,7 @@ import pytest
 
 from jointcodec.codecs import CODECS, CodecError, PayloadCutError, get_codec
 from jointcodec.codecs.batch import code_images
+from jointcodec.codecs.jpeg import JPEG420_REFERENCE_BPP
 from jointcodec.codecs.rate import find_setting
 from jointcodec.data import load_split
 from jointcodec.errors import ConfigError
@@ -91,11 +95,26 @@ def test_damaged_files_are_refused(name: str, test_images: np.ndarray) -> None:
         codec.decode(b"not an image file at all")
 
 
-def test_jpeg420_payload_matches_the_brief(test_images: np.ndarray) -> None:
-    """BRIEF.md section 3 reference (first 2,000 test images): Q 5 / 10 / 20 -> 0.36 / 0.58 / 0.91 bpp."""
+def test_jpeg420_payload_matches_the_reference(test_images: np.ndarray) -> None:
+    """The reference payload rates (measured on the first 2,000 test images; docs/baselines.md), here on the
+    first 200 test images: Q 5 / 10 / 20 -> 0.36 / 0.58 / 0.91 bpp."""
     codec = get_codec("jpeg420")
-    for quality, reference in ((5, 0.36), (10, 0.58), (20, 0.91)):
-        assert abs(code_images(codec, test_images, quality).payload_bpp - reference) < 0.03
+    assert {q: JPEG420_REFERENCE_BPP[q] for q in (5, 10, 20)} == {5: 0.36, 10: 0.58, 20: 0.91}
+    for quality in (5, 10, 20):
+        assert abs(code_images(codec, test_images, quality).payload_bpp - JPEG420_REFERENCE_BPP[quality]) < 0.03
+
+
+def test_ladder_records_the_reference_beside_its_measurement(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """`jointcodec ladder --json` stores each JPEG 4:2:0 row's reference rate as ``reference_bpp``."""
+    out = tmp_path / "ladders.json"
+    proc = subprocess.run([sys.executable, "-m", "jointcodec.cli.main", "ladder", "--dataset", "cifar10",
+                           "--limit", "20", "--codec", "jpeg420", "--setting", "5", "7", "--workers", "1",
+                           "--no-progress", "--json", str(out)], env=cli_env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["setting"]: r for r in json.loads(out.read_text())["codecs"]["jpeg420"]["rows"]}
+    assert rows[5]["reference_bpp"] == JPEG420_REFERENCE_BPP[5] and "reference_bpp" not in rows[7]
+    assert "0.36 in the reference table" in proc.stdout
 
 
 def _nal_units(data: bytes) -> list[bytes]:

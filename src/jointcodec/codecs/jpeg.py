@@ -5,8 +5,8 @@
 the quantisation tables (DQT, fixed by the quality), the Huffman tables (DHT: the standard tables of
 JPEG Annex K, because the encoder runs with ``optimize=False``; optimised tables would be per image and
 would have to be counted), SOF and SOS headers (fixed by the image size and the sampling) and EOI.
-These are the same for every 32x32 image at a quality; ``tests/test_codecs.py`` checks it. docs/baselines.md
-section 3 gives reference payload figures for 4:2:0 that ``jointcodec ladder`` reproduces.
+These are the same for every 32x32 image at a quality; ``tests/test_codecs.py`` checks it. The reference
+payload rates of 4:2:0 (``JPEG420_REFERENCE_BPP``) are reproduced by ``jointcodec ladder`` (docs/baselines.md).
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from jointcodec.codecs.base import Codec, Layout, PayloadCutError, Setting
 from jointcodec.codecs.pillow_io import pillow_decode, pillow_encode, pillow_library
 
 SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
-# docs/baselines.md: payload bpp of JPEG 4:2:0 by quality (Pillow, standard tables, first 2,000 test images).
-BRIEF_REFERENCE = {5: 0.36, 10: 0.58, 15: 0.76, 20: 0.91, 25: 1.04, 50: 1.57, 75: 2.31}
+# Reference payload bpp of JPEG 4:2:0 by quality (Pillow/libjpeg-turbo, standard Huffman tables, the first 2,000
+# CIFAR-10 test images): the rates that this payload cut reproduces, a check that it counts the scan data and
+# nothing else. `jointcodec ladder` prints its measurement beside them (docs/measurement.md, docs/baselines.md).
+JPEG420_REFERENCE_BPP = {5: 0.36, 10: 0.58, 15: 0.76, 20: 0.91, 25: 1.04, 50: 1.57, 75: 2.31}
 RESTART = frozenset(range(0xD0, 0xD8))
 STANDALONE = RESTART | {0x01}  # RST0-7 and TEM carry no length field
 
