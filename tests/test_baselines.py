@@ -7,7 +7,6 @@ import csv
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -38,11 +37,8 @@ def test_protocol_end_to_end(cli_env: dict[str, str], tmp_path: Path) -> None:
             "--test-subset", "200", "--val-size", "50", "--epochs", "1", "--batch-size", "64", "--workers", "1",
             "--device", "cpu", "--precision", "32-true", "--results", str(results), "--cache-dir", str(cache),
             "--no-progress"]
-    started = time.monotonic()
     first = run_cli(args, cli_env, tmp_path)
-    elapsed = time.monotonic() - started
     assert first.returncode == 0, first.stderr
-    assert elapsed < 120, f"two baseline points took {elapsed:.0f} s"
 
     records = {s: json.loads((results / "cifar10" / "jpeg420" / s / "result.json").read_text()) for s in ("10", "50")}
     for record in records.values():

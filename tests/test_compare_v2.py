@@ -191,7 +191,7 @@ def test_v1_results_are_read_beside_v2(tmp_path: Path) -> None:
 
 def test_zoo_models_are_systems_of_their_own(monkeypatch: pytest.MonkeyPatch) -> None:
     zoo = {"default": "cifar10-v1deep-L2", "cifar10-v1deep-L2": "cifar10-v1deep-L2", "cifar10-air-L3": "air"}
-    monkeypatch.setattr(cmp, "_zoo_models", lambda: zoo)
+    monkeypatch.setattr(cmp_points, "_zoo_models", lambda: zoo)
     assert cmp_points.jointcodec_system({"levels": 2, "checkpoint": "default"}) == "jointcodec-L2"
     assert cmp_points.jointcodec_system({"levels": 2, "checkpoint": "cifar10-v1deep-L2"}) == "jointcodec-L2"
     assert cmp_points.jointcodec_system({"levels": 6, "checkpoint": "runs/x"}) == "jointcodec-L6"
