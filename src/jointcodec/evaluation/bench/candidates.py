@@ -8,11 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from jointcodec.evaluation.complexity import count_macs
+
+if TYPE_CHECKING:
+    from jointcodec.models import JointModel
 
 
 @dataclass
@@ -49,7 +53,7 @@ def _to_unit(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 255.0
 
 
-def jointcodec_candidates(model, image_size: int) -> list[Candidate]:
+def jointcodec_candidates(model: JointModel, image_size: int) -> list[Candidate]:
     """jointcodec's encoder alone, encoder + entropy coding (-> ``.jcc`` bytes), and the whole model (-> label)."""
     from jointcodec.api import Codec
     from jointcodec.data import normalize
@@ -160,7 +164,7 @@ def resnet18_candidate(image_size: int, num_classes: int) -> Candidate:
                      count_macs(net, torch.zeros(1, 3, image_size, image_size)), note)
 
 
-def all_candidates(model, image_size: int, num_classes: int, jpeg_quality: int, webp_quality: int,
+def all_candidates(model: JointModel, image_size: int, num_classes: int, jpeg_quality: int, webp_quality: int,
                    compressai_quality: int) -> tuple[list[Candidate], str | None]:
     """Every candidate in report order, and why CompressAI's are missing (None when present)."""
     candidates = jointcodec_candidates(model, image_size)
