@@ -1,4 +1,5 @@
-"""The lossless CIFAR packer used to carry the data set to a lent GPU (scripts/pack_cifar_lossless.py)."""
+"""The lossless CIFAR packer that carries the data set to a machine with a size-capped transfer and no network
+(tools/pack_cifar_lossless.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "pack_cifar_lossless.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "pack_cifar_lossless.py"
 spec = importlib.util.spec_from_file_location("pack_cifar_lossless", SCRIPT)
 packer = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(packer)

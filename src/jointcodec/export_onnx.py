@@ -89,7 +89,7 @@ def export_onnx(checkpoint: str | Path, out_dir: str | Path, check_images: int =
 
     ``checkpoint``: a full checkpoint, a shipped model name, or the edge part of ``export-edge``.
     ``check_images`` random images go through ONNX Runtime and torch at export time; their agreement is
-    recorded in the manifest (the full CIFAR-10 figure comes from ``benchmarks/edge_accuracy.py``).
+    recorded in the manifest (the full CIFAR-10 figure comes from ``experiments/edge_accuracy.py``).
     """
     import onnxruntime as ort
 

@@ -9,7 +9,7 @@ libheif/HEIF data point.
 Measured caveat: libheif pads images smaller than 64x64 to 64x64 before x265 sees them (the ``ispe``
 box says 64x64 and a ``clap`` crop restores 32x32), so the HEVC stream codes a 64x64 picture whose
 padding costs bits that BPG, coding 32x32 directly, would not spend: measured in docs/baselines.md
-(``benchmarks/hevc_padding.py``), this curve understates HEVC/BPG at 32x32; ``hevc`` does not pad.
+(``experiments/hevc_padding.py``), this curve understates HEVC/BPG at 32x32; ``hevc`` does not pad.
 
 **Payload cut.** The VCL NAL units (the coded slices, with their 2-byte NAL headers) of the primary
 item. Excluded: the container (ftyp, meta with hvcC parameter sets VPS/SPS/PPS, ispe, clap, colr, pixi,

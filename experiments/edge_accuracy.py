@@ -1,6 +1,6 @@
 """Edge export end to end on the CIFAR-10 test split: ONNX vs torch symbols, and accuracy through the service.
 
-    python benchmarks/edge_accuracy.py --checkpoint default --images 10000 --json edge_accuracy.json
+    python experiments/edge_accuracy.py --checkpoint default --images 10000 --json edge_accuracy.json
 
 1. exports the model (``jointcodec export --onnx``) unless ``--export-dir`` holds one;
 2. runs the edge client in a subprocess where torch cannot be imported: ONNX symbols and ``.jcc`` files of

@@ -4,10 +4,10 @@ Used to pick the shipped CIFAR preset (docs/results.md, "Choosing the preset"): 
 the recipe's defaults (``TrainConfig``: 26 epochs, batch 256, target 0.79 bpp, seed 0), so a winner here
 is trained the same way with ``jointcodec train`` on the CPU. Small models leave a GPU mostly idle, so
 several processes share one; each gets an equal share of the CPU threads (OMP_NUM_THREADS, unless set), because
-8 processes of 16 torch threads on 16 cores stepped over 10x slower than 4 of 3 (measured on the lent H100).
+8 processes of 16 torch threads on 16 cores stepped over 10x slower than 4 of 3 (measured on one H100).
 A candidate is plain data: encoder and receiver arguments.
 
-    python scripts/preset_sweep.py --device cuda --out-root runs/sweep [--candidates cifar-v3,v3-r31:1]
+    python experiments/preset_sweep.py --device cuda --out-root runs/sweep [--candidates cifar-v3,v3-r31:1]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Bit-exactness of the coded path on real data: batch sizes, one-by-one decoding, thread counts.
 
-    python scripts/bitexact_check.py --checkpoint default --images 10000 --one-by-one 500
+    python tools/bitexact_check.py --checkpoint default --images 10000 --one-by-one 500
 
 1. encodes the images' latents in batches of 64 (one container per batch) and all at once: the payloads must be
    byte-identical;

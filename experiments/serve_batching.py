@@ -1,6 +1,6 @@
 """Does micro-batching raise the receiver's throughput? The worker pool alone, without HTTP, in one process.
 
-    python benchmarks/serve_batching.py --checkpoint default --concurrent 16 --rounds 5 --json batching.json
+    python experiments/serve_batching.py --checkpoint default --concurrent 16 --rounds 5 --json batching.json
 
 ``--concurrent`` single-image requests are submitted at once to the service's ``ClassifierPool``, with batching
 and without, alternating (so both see the same machine load); the median time per round gives images/s for each.

@@ -1,6 +1,6 @@
 """Load and fault test of the receiver service (``jointcodec serve``) on loopback. Not a unit test.
 
-    python benchmarks/load_test.py --checkpoint default --clients 16 --duration 60 --fuzz 10000 --json load.json
+    python experiments/load_test.py --checkpoint default --clients 16 --duration 60 --fuzz 10000 --json load.json
 
 1. starts ``jointcodec serve`` as a subprocess on 127.0.0.1 (a free port) and waits for ``/healthz``;
 2. encodes ``--images`` CIFAR-10 test images as single-image ``.jcc`` bodies (``--per-request`` images each) and

@@ -1,15 +1,15 @@
 """Reconstruction quality of jointcodec's decoder next to JPEG 4:2:0 and WebP at the same payload bpp.
 
-    python scripts/reconstruction_grid.py --checkpoint runs/cifar10-v1-L2 \
+    python experiments/reconstruction_grid.py --checkpoint runs/cifar10-v1-L2 \
         --decoder runs/decoder-default/decoder.safetensors --limit 2000 --full-test \
         --json docs/results/cifar10/reconstruction-cifar10-v1-L2.json --grid docs/reconstructions_cifar10-v1-L2.png
 
 For each checkpoint (several may be given: one point per jointcodec rate):
 
 1. jointcodec: the test images are encoded to real ``.jcc`` payloads (rate = mean payload bytes x 8 / pixels,
-   BRIEF.md section 3); the decoder rebuilds each image from its quantized latent. The latent is taken from
-   the encoder; the range coder is lossless and bit-exact (``evaluate --coded`` checks it), and the images
-   of the grid are decoded from the actual bitstream.
+   headers excluded, as for every system in docs/baselines.md); the decoder rebuilds each image from its
+   quantized latent. The latent is taken from the encoder; the range coder is lossless and bit-exact
+   (``evaluate --coded`` checks it), and the images of the grid are decoded from the actual bitstream.
 2. JPEG 4:2:0 and WebP (``jointcodec.codecs`` wrappers, payload cut documented there): the quality whose
    mean payload bpp on the same images is closest to jointcodec's (``find_setting``), and the two qualities
    around it, with PSNR / MS-SSIM linearly interpolated to jointcodec's exact rate.
@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.grid}")
 
     record = {"dataset": args.dataset, "split": "test", "n_images": len(images),
-              "command": "python scripts/reconstruction_grid.py " + " ".join(sys.argv[1:] if argv is None else argv),
+              "command": "python experiments/reconstruction_grid.py "
+                         + " ".join(sys.argv[1:] if argv is None else argv),
               "psnr": "mean over images of per-image PSNR on uint8 RGB", "ms_ssim_settings": MS_SSIM_SETTINGS,
               "rates": "payload bpp: jointcodec range-coded bytes; JPEG scan data; WebP VP8 frame data (see "
                        "jointcodec.codecs)", "points": results, "wall_s": time.time() - started}

@@ -1,6 +1,6 @@
 """fp32 vs bf16 autocast for one training step of a preset on this CPU (median of repeats, same process).
 
-    python benchmarks/cpu_precision.py --preset cifar-v1 --batch-size 128 --repeats 5
+    python experiments/cpu_precision.py --preset cifar-v1 --batch-size 128 --repeats 5
 """
 
 from __future__ import annotations

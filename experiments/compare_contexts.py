@@ -5,7 +5,7 @@ symbols of the training images (same budget for both), and reports each one's es
 (range-coded) rate on the test split. With ``--save-dir``, also writes full checkpoints (the model with
 each new context) that ``jointcodec evaluate --coded`` can time.
 
-    python scripts/compare_contexts.py --checkpoint default --epochs 6 --save-dir /tmp/contexts \
+    python experiments/compare_contexts.py --checkpoint default --epochs 6 --save-dir /tmp/contexts \
         --variants 3d channel checkerboard checkerboard:8
 
 A variant is a context kind, optionally with ``:WIDTH`` (default: the checkpoint's context width).

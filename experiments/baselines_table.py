@@ -1,7 +1,7 @@
 """Markdown tables of a protocol-v2 baseline folder: every point with its CPU time, the receivers' training
 cost, the total CPU-hours, and the calibration table (robust / fine-tuned / scratch at one setting).
 
-    python scripts/baselines_table.py docs/results/cifar10/baselines [--calibrate jpeg420:15]
+    python experiments/baselines_table.py docs/results/cifar10/baselines [--calibrate jpeg420:15]
 
 Reads the point files that ``jointcodec sweep`` writes; prints Markdown for docs/baselines.md.
 """

@@ -1,11 +1,11 @@
 """Pack a CIFAR npz copy losslessly into parts small enough for a size-capped transfer, and unpack it.
 
-Used to carry CIFAR-10 to the lent GPU machine (at most 64 MiB per call, no network there): a mod-256
+Used to carry CIFAR-10 to a GPU machine without network access (at most 64 MiB per transfer): a mod-256
 colour transform (G, R-G, B-G), LOCO-I median-edge prediction and xz make 0.54 of the raw bytes, so the
 60,000 images travel as two ~50 MB parts. Pure numpy + the standard library, so it runs anywhere.
 
-    python scripts/pack_cifar_lossless.py pack DATA/cifar10 OUTDIR --parts 2
-    python scripts/pack_cifar_lossless.py unpack OUTDIR DATA2/cifar10     # writes train.npz, test.npz
+    python tools/pack_cifar_lossless.py pack DATA/cifar10 OUTDIR --parts 2
+    python tools/pack_cifar_lossless.py unpack OUTDIR DATA2/cifar10     # writes train.npz, test.npz
 """
 
 from __future__ import annotations

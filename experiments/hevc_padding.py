@@ -6,7 +6,7 @@ on the first N CIFAR-10 test images, the payload of each 32x32 image coded alone
 the four images also share a slice and predict from each other, so the mosaic is an optimistic bound). The
 `hevc` wrapper avoids the padding altogether: it calls x265 at 32x32 through PyAV.
 
-    python benchmarks/hevc_padding.py --images 200 --json docs/results/cifar10/hevc_padding.json
+    python experiments/hevc_padding.py --images 200 --json docs/results/cifar10/hevc_padding.json
 """
 
 from __future__ import annotations
