@@ -2,8 +2,11 @@
 cost, the total CPU-hours, and the calibration table (robust / fine-tuned / scratch at one setting).
 
     python experiments/baselines_table.py docs/results/cifar10/baselines [--calibrate jpeg420:15]
+        [--write docs/baselines.md]
 
-Reads the point files that ``jointcodec sweep`` writes; prints Markdown for docs/baselines.md.
+Reads the point files that ``jointcodec sweep`` writes; prints Markdown for docs/baselines.md, or with ``--write``
+replaces the block between ``<!-- baselines_table DATASET begin -->`` and ``... end -->`` in that file (DATASET is
+the folder's parent's name), so the page always shows what the point files say.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
     parser.add_argument("--calibrate", default="jpeg420:15", help="CODEC:SETTING of the calibration table")
+    parser.add_argument("--write", type=Path, default=None, metavar="DOC",
+                        help="replace the dataset's generated block in this Markdown file instead of printing")
     args = parser.parse_args(argv)
     if not args.folder.is_dir():
         print(f"baselines_table: error: {args.folder} is not a folder", file=sys.stderr)
@@ -83,12 +88,29 @@ def main(argv: list[str] | None = None) -> int:
     points = load_points(args.folder)
     table, receivers_cpu = receivers_table(args.folder)
     points_cpu = sum(r["cpu_s"] for r in points if r["protocol"] != "clean")  # clean's cost is its receiver's
-    print(points_table(points), "", table, "", sep="\n")
     system, _, setting = args.calibrate.partition(":")
-    print(calibration(points, system, setting), "")
-    print(f"CPU time: receivers {receivers_cpu / 3600:.2f} h (training and pool coding), points "
-          f"{points_cpu / 3600:.2f} h (coding, fine-tuning, testing): {(receivers_cpu + points_cpu) / 3600:.2f} "
-          f"CPU-hours in all, {len(points)} points")
+    markdown = "\n".join([
+        points_table(points), "", table, "", calibration(points, system, setting), "",
+        f"CPU time: receivers {receivers_cpu / 3600:.2f} h (training and pool coding), points "
+        f"{points_cpu / 3600:.2f} h (coding, fine-tuning, testing): {(receivers_cpu + points_cpu) / 3600:.2f} "
+        f"CPU-hours in all, {len(points)} points."])
+    if args.write is None:
+        print(markdown)
+        return 0
+    return write_block(args.write, args.folder.resolve().parent.name, markdown)
+
+
+def write_block(doc: Path, dataset: str, markdown: str) -> int:
+    begin, end = f"<!-- baselines_table {dataset} begin -->", f"<!-- baselines_table {dataset} end -->"
+    text = doc.read_text()
+    if begin not in text or end not in text:
+        print(f"baselines_table: error: {doc} has no '{begin}' ... '{end}' block", file=sys.stderr)
+        return 1
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    tmp = doc.with_suffix(doc.suffix + ".tmp")
+    tmp.write_text(f"{head}{begin}\n{markdown}\n{end}{tail}")
+    tmp.replace(doc)  # atomic: the page is never half written
     return 0
 
 
