@@ -166,8 +166,9 @@ def add_presets(sub) -> None:
 def run_presets(args) -> int:
     from jointcodec.models import PRESETS
 
+    width = max(map(len, PRESETS))
     for name, preset in PRESETS.items():
-        print(f"{name:14s} {json.dumps(preset.to_dict())}")
+        print(f"{name:{width}s}  {json.dumps(preset.to_dict())}")
     return 0
 
 
