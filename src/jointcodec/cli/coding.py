@@ -65,7 +65,7 @@ def read_images(inputs: list[str], image_size: int, data_dir: str | None, downlo
             continue
         if SPLIT_SPEC.match(spec) is None:
             raise DataError(f"{spec}: no such file, and not a data-set split like cifar10:test or cifar10:test[:100]")
-        images = read_split(spec, image_size, data_dir, download).images
+        images = read_split(spec, image_size, data_dir, download).images[:]  # [:] decodes a streamed split
         if images.shape[-2:] != (image_size, image_size):
             raise DataError(f"{spec}: images are {tuple(images.shape[-2:])}, the model reads {image_size}x{image_size}")
         batches.append(images)

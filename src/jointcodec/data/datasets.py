@@ -144,8 +144,8 @@ def _load_torchvision_cifar(name: str, split: str, root: Path, download: bool) -
     except (RuntimeError, OSError) as err:  # torchvision: "Dataset not found or corrupted"; offline; unreadable
         if download and created:
             _remove_partial_download(root / cls.filename, created)
-        what = f"cannot download {name} into {root} ({err})" if download else f"{name} not found under {root}"
-        raise DataError(f"{what}; {_ways_on(name, cls.base_folder, download)}") from err
+        what = f"cannot download {name} into {root}" if download else f"{name} not found under {root}"
+        raise DataError(f"{what} ({err}); {_ways_on(name, cls.base_folder, download)}") from err
     images = torch.from_numpy(np.asarray(ds.data)).permute(0, 3, 1, 2).contiguous()
     return ImageSet(images, torch.as_tensor(ds.targets, dtype=torch.int64), list(ds.classes), name, split)
 
