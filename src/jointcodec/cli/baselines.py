@@ -26,7 +26,7 @@ def add_baseline(sub) -> None:
     from jointcodec.baselines.protocol import Protocol
 
     d = Protocol()
-    p = sub.add_parser("baseline", help="train and test the receiver on images decoded by a classic codec")
+    p = sub.add_parser("baseline")
     p.add_argument("--dataset", default=d.dataset, help="cifar10 or cifar100")
     p.add_argument("--codec", nargs="+", required=True, metavar="NAME",
                    help="jpeg420, jpeg444, jpeg2000, webp, hevc, heif, avif, jpegxl, or all")
@@ -88,7 +88,7 @@ def run_baseline(args) -> int:
 
 
 def add_compare(sub) -> None:
-    p = sub.add_parser("compare", help="rate-accuracy table, plot and BD-style summary of every system")
+    p = sub.add_parser("compare")
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--results", default=None,
                    help="baseline results folder: v2 point files (<system>/<setting>-<protocol>.json) and/or the "
@@ -116,7 +116,7 @@ def run_compare(args) -> int:
 
 
 def add_ladder(sub) -> None:
-    p = sub.add_parser("ladder", help="payload/file bpp and PSNR of each codec's settings on a data split")
+    p = sub.add_parser("ladder")
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--limit", type=int, default=2000, help="the first N images (0 = all)")

@@ -9,8 +9,7 @@ def add_bench(sub) -> None:
     from jointcodec.evaluation.bench import BenchConfig
 
     d = BenchConfig()
-    p = sub.add_parser("bench", help="edge efficiency: encoder size, MACs, memory, latency, throughput, energy "
-                                     "against JPEG, WebP, CompressAI and on-device classifiers")
+    p = sub.add_parser("bench")
     p.add_argument("--checkpoint", default=d.checkpoint, help="run directory, .safetensors file, or shipped model")
     p.add_argument("--preset", default=None, help="bench an untrained preset instead (e.g. imagenet-v4 at 224x224)")
     p.add_argument("--json", default=None, help="write the full results as JSON to this file")

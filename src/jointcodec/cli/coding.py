@@ -1,4 +1,5 @@
-"""``jointcodec encode``, ``classify`` and ``export-edge``: real bitstreams from the command line."""
+"""``jointcodec encode``, ``classify`` (with top-1 against a split's labels) and ``export-edge``: real bitstreams
+from the command line."""
 
 from __future__ import annotations
 
@@ -6,17 +7,21 @@ import json
 import re
 import sys
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from jointcodec.cli.options import add_data_options
 from jointcodec.errors import DataError
+
+if TYPE_CHECKING:  # torch is imported where the images are read: the parser is built without it
+    import torch
+
+    from jointcodec.data import ImageSet
 
 SPLIT_SPEC = re.compile(r"^(?P<name>.+):(?P<split>train|test)(?:\[(?P<start>\d*):(?P<stop>\d*)\])?$")
 
 
 def add_encode(sub) -> None:
-    p = sub.add_parser("encode", help="compress images into a .jcc bitstream (the edge side)")
+    p = sub.add_parser("encode")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files (PNG, JPEG, ...; resized and centre-cropped to the model's input size) "
                         "or a data-set split such as cifar10:test or cifar10:test[:100]")
@@ -28,17 +33,21 @@ def add_encode(sub) -> None:
 
 
 def add_classify(sub) -> None:
-    p = sub.add_parser("classify", help="decode .jcc bitstreams and classify them (the server side)")
+    p = sub.add_parser("classify")
     p.add_argument("files", nargs="+", metavar="FILE.jcc")
     p.add_argument("--checkpoint", default="default",
                    help="run directory, .safetensors file (full or server part), or shipped model name")
     p.add_argument("--top-k", type=int, default=1, help="also list the K most probable classes")
+    p.add_argument("--labels", default=None, metavar="SPLIT",
+                   help="the data-set split the files were encoded from, e.g. cifar10:test[:100]: also report "
+                        "top-1 against its labels")
+    add_data_options(p)
     p.add_argument("--json", default=None, help="write the predictions as JSON to this file")
     p.set_defaults(run=run_classify)
 
 
 def add_export_edge(sub) -> None:
-    p = sub.add_parser("export-edge", help="split a checkpoint into edge and server weight files")
+    p = sub.add_parser("export-edge")
     p.add_argument("--checkpoint", default="default", help="run directory, .safetensors file, or shipped model")
     p.add_argument("--out", required=True, help="folder for edge.safetensors, server.safetensors, deployment.json")
     p.set_defaults(run=run_export_edge)
@@ -46,7 +55,7 @@ def add_export_edge(sub) -> None:
 
 def read_images(inputs: list[str], image_size: int, data_dir: str | None, download: bool) -> torch.Tensor:
     """INPUTs (image files or data-set splits) -> uint8 images (N, 3, S, S), in order."""
-    from jointcodec.data import load_split
+    import torch
 
     batches = []
     for spec in inputs:
@@ -54,12 +63,9 @@ def read_images(inputs: list[str], image_size: int, data_dir: str | None, downlo
         if path.is_file():
             batches.append(read_image_file(path, image_size).unsqueeze(0))
             continue
-        match = SPLIT_SPEC.match(spec)
-        if match is None:
+        if SPLIT_SPEC.match(spec) is None:
             raise DataError(f"{spec}: no such file, and not a data-set split like cifar10:test or cifar10:test[:100]")
-        data = load_split(match["name"], match["split"], data_dir, download, image_size)
-        start, stop = (int(match[k]) if match[k] else None for k in ("start", "stop"))
-        images = data.images[start:stop]
+        images = read_split(spec, image_size, data_dir, download).images[:]  # [:] decodes a streamed split
         if images.shape[-2:] != (image_size, image_size):
             raise DataError(f"{spec}: images are {tuple(images.shape[-2:])}, the model reads {image_size}x{image_size}")
         batches.append(images)
@@ -67,6 +73,18 @@ def read_images(inputs: list[str], image_size: int, data_dir: str | None, downlo
     if len(images) == 0:
         raise DataError("no images to encode (an empty slice?)")
     return images
+
+
+def read_split(spec: str, image_size: int, data_dir: str | None, download: bool) -> ImageSet:
+    """A split spec such as ``cifar10:test[:100]`` -> that slice of the split (images and labels)."""
+    from jointcodec.data import load_split
+
+    match = SPLIT_SPEC.match(spec)
+    if match is None:
+        raise DataError(f"{spec} is not a data-set split like cifar10:test or cifar10:test[:100]")
+    data = load_split(match["name"], match["split"], data_dir, download, image_size)
+    start, stop = (int(match[k]) if match[k] else None for k in ("start", "stop"))
+    return data.subset(slice(start, stop))
 
 
 def read_image_file(path: Path, image_size: int) -> torch.Tensor:
@@ -115,19 +133,43 @@ def run_classify(args) -> int:
     classes = codec.classes or []
     predictions = []
     for name in args.files:
-        try:
-            data = Path(name).read_bytes()
-        except OSError as err:
-            raise DataError(f"cannot read {name}: {err.strerror or err}") from err
         predictions.extend({"file": name, **entry}
-                           for entry in prediction_entries(codec.predict(data), classes, args.top_k))
+                           for entry in prediction_entries(codec.predict(read_bitstream(name)), classes, args.top_k))
+    report = {"model": codec.fingerprint.hex(), "predictions": predictions}
+    if args.labels:
+        labels = read_split(args.labels, codec.config["preset"]["image_size"], args.data_dir, args.download).labels
+        report.update(labels=args.labels, **top1_against(predictions, labels.tolist(), args.labels))
     if args.json:
-        atomic_write_json(args.json, {"model": codec.fingerprint.hex(), "predictions": predictions})
+        atomic_write_json(args.json, report)
         print(f"classified {len(predictions)} images from {len(args.files)} files; wrote {args.json}")
     else:
         for p in predictions:
             print(f"{p['file']}#{p['index']}\t{p['label']}\t{p['class']}\t{p['probability']:.4f}")
+    if args.labels:
+        print(f"top-1 {report['top1']:.2f}% ({report['correct']} of {len(predictions)}) against the labels of "
+              f"{args.labels}")
     return 0
+
+
+def read_bitstream(name: str) -> bytes:
+    try:
+        return Path(name).read_bytes()
+    except OSError as err:
+        hint = ""
+        if SPLIT_SPEC.match(name):  # a new user's natural first try: classify the split itself
+            hint = (f"; {name} is a data-set split, not a file: encode it first (jointcodec encode {name} -o x.jcc), "
+                    f"then classify x.jcc --labels {name}")
+        raise DataError(f"cannot read {name}: {err.strerror or err}{hint}") from err
+
+
+def top1_against(predictions: list[dict], labels: list[int], spec: str) -> dict:
+    """Predictions (in file order) against the labels of the split they were encoded from: ``top1`` (percent) and
+    ``correct``; the two must hold as many images."""
+    if not labels or len(labels) != len(predictions):
+        raise DataError(f"--labels {spec} has {len(labels)} labels but the files hold {len(predictions)} images; "
+                        f"name the split (and slice) the files were encoded from")
+    correct = sum(p["label"] == label for p, label in zip(predictions, labels, strict=True))
+    return {"top1": 100.0 * correct / len(labels), "correct": correct}
 
 
 def run_export_edge(args) -> int:

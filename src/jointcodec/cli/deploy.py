@@ -6,7 +6,7 @@ from jointcodec.errors import ConfigError
 
 
 def add_export(sub) -> None:
-    p = sub.add_parser("export", help="export the edge side (encoder + quantizer, context model) for ONNX Runtime")
+    p = sub.add_parser("export")
     p.add_argument("--checkpoint", default="default",
                    help="run directory, .safetensors file (full or edge part), or shipped model name")
     p.add_argument("--onnx", required=True, metavar="DIR",
@@ -29,7 +29,7 @@ def add_serve(sub) -> None:
     from jointcodec.serve.settings import ServeSettings
 
     d = ServeSettings()
-    p = sub.add_parser("serve", help="run the receiver service: POST .jcc bitstreams, get predictions (HTTP)")
+    p = sub.add_parser("serve")
     p.add_argument("--checkpoint", default="default",
                    help="run directory, .safetensors file (full or server part), or shipped model name")
     p.add_argument("--host", default="127.0.0.1")

@@ -1,10 +1,12 @@
-"""The ``jointcodec`` command line: train, evaluate, presets; encode, classify, export-edge."""
+"""The ``jointcodec`` command line: the list of commands (COMMANDS), and train, distill-encoder, evaluate, presets."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
+from collections.abc import Sequence
 
 from jointcodec import __version__
 from jointcodec.cli.options import add_data_options, add_progress_option, add_run_options
@@ -22,7 +24,7 @@ def add_train(sub) -> None:
     from jointcodec.training import TrainConfig
 
     d = TrainConfig()
-    p = sub.add_parser("train", help="train a joint codec + classifier at a target rate")
+    p = sub.add_parser("train")
     p.add_argument("--preset", default=d.preset, help="model preset (see `jointcodec presets`)")
     p.add_argument("--dataset", default=d.dataset, help="cifar10, cifar100, or imagefolder:PATH")
     p.add_argument("--levels", type=int, default=d.levels, help="quantizer centers L (>= 2)")
@@ -52,8 +54,7 @@ def add_distill(sub) -> None:
     from jointcodec.training.distill import DistillConfig
 
     d = DistillConfig()
-    p = sub.add_parser("distill-encoder",
-                       help="train a cheaper edge encoder for a trained model's receiver (same bitstream, same server)")
+    p = sub.add_parser("distill-encoder")
     p.add_argument("--teacher", default=d.teacher, help="the trained model (run directory, file, shipped name)")
     p.add_argument("--preset", default=d.preset, help="the new encoder's preset (same latent and receiver)")
     p.add_argument("--out", default=d.out, help="run directory for checkpoints and logs")
@@ -89,7 +90,7 @@ def run_train(args) -> int:
 
 
 def add_evaluate(sub) -> None:
-    p = sub.add_parser("evaluate", help="accuracy and rate of a trained model on a data split")
+    p = sub.add_parser("evaluate")
     p.add_argument("--checkpoint", default="default",
                    help="run directory, .safetensors file, or shipped model name (default: %(default)s)")
     p.add_argument("--dataset", default=None, help="data set (default: the one the model was trained on)")
@@ -158,38 +159,91 @@ def format_summary(r: dict) -> str:
 
 
 def add_presets(sub) -> None:
-    p = sub.add_parser("presets", help="list the model presets")
+    p = sub.add_parser("presets")
     p.set_defaults(run=run_presets)
 
 
 def run_presets(args) -> int:
     from jointcodec.models import PRESETS
 
+    width = max(map(len, PRESETS))
     for name, preset in PRESETS.items():
-        print(f"{name:14s} {json.dumps(preset.to_dict())}")
+        print(f"{name:{width}s}  {json.dumps(preset.to_dict())}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Every command: the function that adds its flags ("module:function") and its one-line summary (what
+# `jointcodec --help` lists). Only the chosen command's flags are built: many take their defaults from modules
+# that import torch, and `jointcodec --help` and `--version` should answer at once.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("jointcodec.cli.main:add_train",
+              "train a joint codec + classifier at a target rate"),
+    "distill-encoder": ("jointcodec.cli.main:add_distill",
+                        "train a cheaper edge encoder for a trained model's receiver (same bitstream, same server)"),
+    "evaluate": ("jointcodec.cli.main:add_evaluate",
+                 "accuracy and rate of a trained model on a data split"),
+    "presets": ("jointcodec.cli.main:add_presets",
+                "list the model presets"),
+    "encode": ("jointcodec.cli.coding:add_encode",
+               "compress images into a .jcc bitstream (the edge side)"),
+    "classify": ("jointcodec.cli.coding:add_classify",
+                 "decode .jcc bitstreams and classify them (the server side)"),
+    "export-edge": ("jointcodec.cli.coding:add_export_edge",
+                    "split a checkpoint into edge and server weight files"),
+    "reconstruct": ("jointcodec.cli.reconstruct:add_reconstruct",
+                    "decode .jcc bitstreams and rebuild their images with a decoder"),
+    "train-decoder": ("jointcodec.cli.reconstruct:add_train_decoder",
+                      "train a reconstruction decoder for a codec model"),
+    "bench": ("jointcodec.cli.bench:add_bench",
+              "edge efficiency: encoder size, MACs, memory, latency, throughput, energy against JPEG, WebP, "
+              "CompressAI and on-device classifiers"),
+    "export": ("jointcodec.cli.deploy:add_export",
+               "export the edge side (encoder + quantizer, context model) for ONNX Runtime"),
+    "serve": ("jointcodec.cli.deploy:add_serve",
+              "run the receiver service: POST .jcc bitstreams, get predictions (HTTP)"),
+    "baseline": ("jointcodec.cli.baselines:add_baseline",
+                 "train and test the receiver on images decoded by a classic codec"),
+    "compare": ("jointcodec.cli.baselines:add_compare",
+                "rate-accuracy table, plot and BD-style summary of every system"),
+    "ladder": ("jointcodec.cli.baselines:add_ladder",
+               "payload/file bpp and PSNR of each codec's settings on a data split"),
+    "sweep": ("jointcodec.cli.sweep:add_sweep",
+              "baselines, protocol v2: a strong receiver trained once on every codec, tested on each setting, "
+              "fine-tuned at the headline rates"),
+}
+
+
+class _ChosenCommand:
+    """What a command's ``add_*`` function gets as ``sub``: ``add_parser(name)`` hands back the parser already made
+    for that command, with its summary from COMMANDS (the one place a summary lives)."""
+
+    def __init__(self, subparsers) -> None:
+        self._subparsers = subparsers
+
+    def add_parser(self, name: str) -> argparse.ArgumentParser:
+        if name not in self._subparsers.choices:
+            raise KeyError(f"command {name!r} is not in jointcodec.cli.main.COMMANDS")
+        return self._subparsers.choices[name]
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser: every command listed, and the flags of the command that ``argv`` names (if any) built."""
     parser = OneLineParser(prog="jointcodec", description="Compress images for machines.")
     parser.add_argument("--version", action="version", version=f"jointcodec {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    from jointcodec.cli.baselines import add_baseline, add_compare, add_ladder
-    from jointcodec.cli.bench import add_bench
-    from jointcodec.cli.coding import add_classify, add_encode, add_export_edge
-    from jointcodec.cli.deploy import add_export, add_serve
-    from jointcodec.cli.reconstruct import add_reconstruct, add_train_decoder
-    from jointcodec.cli.sweep import add_sweep
-
-    for add in (add_train, add_distill, add_evaluate, add_presets, add_encode, add_classify, add_export_edge,
-                add_reconstruct, add_train_decoder, add_bench, add_export, add_serve, add_baseline, add_compare,
-                add_ladder, add_sweep):
-        add(sub)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser, metavar="COMMAND")
+    for name, (_, summary) in COMMANDS.items():
+        sub.add_parser(name, help=summary, description=summary)
+    # The top level has no option that takes a value, so the first word that is not an option is the command.
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    if chosen in COMMANDS:
+        module, _, function = COMMANDS[chosen][0].partition(":")
+        getattr(importlib.import_module(module), function)(_ChosenCommand(sub))
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return args.run(args)
     except JointCodecError as err:

@@ -9,7 +9,7 @@ from jointcodec.errors import ConfigError, DataError
 
 
 def add_reconstruct(sub) -> None:
-    p = sub.add_parser("reconstruct", help="decode .jcc bitstreams and rebuild their images with a decoder")
+    p = sub.add_parser("reconstruct")
     p.add_argument("files", nargs="+", metavar="FILE.jcc")
     p.add_argument("-o", "--output", required=True,
                    help="OUT.png for a single image; otherwise a folder, written as 000000.png, 000001.png, ... "
@@ -25,7 +25,7 @@ def add_train_decoder(sub) -> None:
     from jointcodec.training.decoder import DecoderTrainConfig
 
     d = DecoderTrainConfig()
-    p = sub.add_parser("train-decoder", help="train a reconstruction decoder for a codec model")
+    p = sub.add_parser("train-decoder")
     p.add_argument("--checkpoint", default=d.checkpoint, help="the codec model (run directory, file, shipped name)")
     p.add_argument("--out", required=True, help="folder for decoder.safetensors, its state and metrics")
     p.add_argument("--epochs", type=int, default=d.epochs)

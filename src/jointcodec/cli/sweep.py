@@ -14,8 +14,7 @@ def add_sweep(sub) -> None:
     from jointcodec.baselines.sweep import STAGES, SweepConfig
 
     d, r = SweepConfig(), ReceiverRecipe()
-    p = sub.add_parser("sweep", help="baselines, protocol v2: a strong receiver trained once on every codec, "
-                                     "tested on each setting, fine-tuned at the headline rates")
+    p = sub.add_parser("sweep")
     p.add_argument("stages", nargs="+", metavar="STAGE", help=f"any of {', '.join(STAGES)}, in order")
     p.add_argument("--dataset", default=d.dataset, help="cifar10 or cifar100")
     p.add_argument("--codec", nargs="+", default=[], metavar="NAME", help="codecs (default: all)")

@@ -138,15 +138,35 @@ def _load_torchvision_cifar(name: str, split: str, root: Path, download: bool) -
     import torchvision
 
     cls = getattr(torchvision.datasets, CIFAR[name])
+    created = [folder for folder in (root, *root.parents) if not folder.exists()]  # deepest first
     try:
         ds = cls(root=str(root), train=split == "train", download=download)
-    except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
-        hint = "" if download else " (pass --download to fetch it, or point --data-dir / $JOINTCODEC_DATA at a copy)"
-        raise DataError(f"{name} not found under {root}{hint}: {err}") from err
-    except OSError as err:  # offline download, unreadable files
-        raise DataError(f"cannot get {name} into {root}: {err}") from err
+    except (RuntimeError, OSError) as err:  # torchvision: "Dataset not found or corrupted"; offline; unreadable
+        if download and created:
+            _remove_partial_download(root / cls.filename, created)
+        what = f"cannot download {name} into {root}" if download else f"{name} not found under {root}"
+        raise DataError(f"{what} ({err}); {_ways_on(name, cls.base_folder, download)}") from err
     images = torch.from_numpy(np.asarray(ds.data)).permute(0, 3, 1, 2).contiguous()
     return ImageSet(images, torch.as_tensor(ds.targets, dtype=torch.int64), list(ds.classes), name, split)
+
+
+def _ways_on(name: str, torchvision_folder: str, download: bool) -> str:
+    """Where a local copy of a CIFAR set may go, and how to point jointcodec at it: one line for an error."""
+    fetch = "" if download else "pass --download to fetch it, or "
+    return (f"{fetch}point --data-dir DIR (or {ENV_DATA_DIR}=DIR) at a copy laid out as DIR/{torchvision_folder}/ "
+            f"(torchvision's, the unpacked {name} archive) or DIR/{name}/{{train,test}}.npz (arrays images "
+            f"(N, 32, 32, 3) uint8 and labels)")
+
+
+def _remove_partial_download(archive: Path, created: list[Path]) -> None:
+    """After a failed download: drop the partial archive and the folders this call created, so that no empty
+    cache folder is left behind (a folder that holds anything else stays)."""
+    archive.unlink(missing_ok=True)
+    for folder in created:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _load_imagefolder(folder: Path, name: str, split: str, image_size: int | None, stream: bool | None,

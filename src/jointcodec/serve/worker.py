@@ -96,7 +96,7 @@ class ClassifierPool:
         self._queue.put_nowait(job)
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), timeout_s)
-        except asyncio.TimeoutError as err:
+        except TimeoutError as err:
             job.abandoned = True
             raise RequestTimeoutError(f"the request did not finish within {timeout_s:g} s") from err
 
@@ -122,7 +122,7 @@ class ClassifierPool:
                         break
                     try:
                         more = await asyncio.wait_for(self._queue.get(), remaining)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         break
                 if images + more.count > self.max_batch_images:
                     carry = more
