@@ -14,7 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from jointcodec.models import create_model
-from jointcodec.training.recipe import to_channels_last
+from jointcodec.training.parts import to_channels_last
 from jointcodec.utils import cpu_has_fast_bf16
 
 

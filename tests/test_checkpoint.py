@@ -21,7 +21,7 @@ from jointcodec.checkpoint import (
     warm_start,
 )
 from jointcodec.models import create_model, get_preset
-from jointcodec.training.recipe import fit_latent_to_centers
+from jointcodec.training.parts import fit_latent_to_centers
 
 CLASSES = [f"class{i}" for i in range(10)]
 

@@ -30,7 +30,7 @@ def test_two_process_gloo_training_step(cli_env: dict[str, str], tmp_path: Path)
     assert "on cpu x2" in proc.stdout
     assert (run / WEIGHTS).is_file() and (run / TRAINER_STATE).is_file()
     model, config = load_model(run)
-    assert config["train"]["devices"] == 2 and config["epoch"] == 1
+    assert config["run"]["devices"] == 2 and config["epoch"] == 1
     assert [row["epoch"] for row in config["history"]] == [1]
     # 384 training images, global batch 64 (32 per process): 6 optimizer steps.
     assert torch.load(run / TRAINER_STATE, weights_only=True)["scheduler"]["last_epoch"] == 6

@@ -174,7 +174,8 @@ def test_joint_training_writes_a_new_model_with_its_decoder(data_dir: Path, tmp_
                                      batch_size=128, train_subset=384, test_at_end=False, data_dir=str(data_dir),
                                      progress=False))
     model, config = load_model(out)
-    assert config["train"]["extra"]["decoder"]["mse_weight"] == 2.0
+    assert config["joint_decoder"]["mse_weight"] == 2.0
+    assert config["train"]["init_from"] == "default"  # the warm start is part of the recipe it records
     assert "train_aux_loss" in config["history"][-1]
     decoder, record = load_decoder_for(model, out)  # the decoder belongs to the jointly trained model
     assert record["training"]["kind"] == "joint"

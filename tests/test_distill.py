@@ -48,7 +48,7 @@ def test_distillation_trains_only_the_encoder(data_dir: Path, tmp_path: Path) ->
                            train_subset=600, data_dir=str(data_dir), test_at_end=False, progress=False)
     result = distill_encoder(config)
     student, saved = load_model(out)
-    assert saved["preset"]["name"] == "cifar-v3-deep" and saved["train"]["distill"]["teacher"] == "default"
+    assert saved["preset"]["name"] == "cifar-v3-deep" and saved["distill"]["teacher"] == "default"
     assert fingerprint(student) == fingerprint(teacher)
     assert torch.equal(student.classifier.fc.weight, teacher.classifier.fc.weight)
     row = result["history"][-1]

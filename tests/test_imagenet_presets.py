@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from jointcodec import DataError
 from jointcodec.data import LazyImages, datasets, load_split, normalize
 from jointcodec.models import create_model, get_preset
-from jointcodec.training.recipe import parameter_groups
+from jointcodec.training.parts import parameter_groups
 
 CLASSES = ("cat", "dog")
 PER_CLASS = 8

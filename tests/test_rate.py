@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jointcodec.training import TrainConfig, train
-from jointcodec.training.recipe import RATE_RAMP_EPOCHS
+from jointcodec.training.hyperparameters import RATE_RAMP_EPOCHS
 
 
 def tiny_run(data_dir: Path, out: Path, target_bpp: float) -> list[dict]:

@@ -24,6 +24,8 @@ _LAZY = {
     "PRESETS": "jointcodec.models",
     "load_split": "jointcodec.data",
     "evaluate_model": "jointcodec.evaluation",
+    "Recipe": "jointcodec.training",
+    "RunSettings": "jointcodec.training",
     "TrainConfig": "jointcodec.training",
     "train": "jointcodec.training",
 }

@@ -1,7 +1,8 @@
 """Checkpoints: weights in safetensors with the model's config embedded, plus a readable config.json.
 
 A run directory holds ``model.safetensors`` (weights; its metadata carries the config, so the file
-alone rebuilds the model), ``config.json`` (the same config, metrics and training arguments), and
+alone rebuilds the model), ``config.json`` (the same config: the training recipe under ``train``, read back
+by ``training.Recipe.from_record``, where it ran under ``run``, and the metric history), and
 ``trainer_state.pt`` (optimizer and progress, for ``--resume``). Every file is written atomically.
 """
 

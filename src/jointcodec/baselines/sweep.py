@@ -46,7 +46,7 @@ class SweepConfig:
     pool_versions: int = 3  # coded versions per training image in the robust pool
     p_clean: float = 0.1  # chance an image of a robust epoch is the clean one (keeps the clean ceiling close)
     finetune_epochs: int = 2
-    finetune_lr: float = 0.1  # chosen on validation over 0.4 (docs/baselines.md): the robust weights are near an optimum
+    finetune_lr: float = 0.1  # chosen on validation over 0.4 (docs/baselines.md): robust weights are near an optimum
     targets: tuple[float, ...] = (0.4, 0.8)  # payload bpp near which the specialised points are made
     scratch: tuple[tuple[str, str], ...] = (("jpeg420", "15"),)
     train_subset: int = 0  # tests and quick looks: only the first N training / test images; 0 = all

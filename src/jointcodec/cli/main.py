@@ -21,9 +21,9 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def add_train(sub) -> None:
-    from jointcodec.training import TrainConfig
+    from jointcodec.training.hyperparameters import Recipe, RunSettings
 
-    d = TrainConfig()
+    d, r = Recipe(), RunSettings()
     p = sub.add_parser("train")
     p.add_argument("--preset", default=d.preset, help="model preset (see `jointcodec presets`)")
     p.add_argument("--dataset", default=d.dataset, help="cifar10, cifar100, or imagefolder:PATH")
@@ -37,12 +37,12 @@ def add_train(sub) -> None:
     p.add_argument("--val-size", type=int, default=d.val_size, help="images carved from train for validation")
     p.add_argument("--train-subset", type=int, default=0, help="use only the first N training images")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--device", default=d.device, help="auto, cpu or cuda")
-    p.add_argument("--precision", default=d.precision,
+    p.add_argument("--device", default=r.device, help="auto, cpu or cuda")
+    p.add_argument("--precision", default=r.precision,
                    help="auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, 16-mixed")
-    p.add_argument("--devices", type=int, default=d.devices, help="data-parallel processes (DDP via Fabric)")
+    p.add_argument("--devices", type=int, default=r.devices, help="data-parallel processes (DDP via Fabric)")
     add_data_options(p)
-    p.add_argument("--out", default=d.out, help="run directory for checkpoints and logs")
+    p.add_argument("--out", default=r.out, help="run directory for checkpoints and logs")
     p.add_argument("--init-from", default=None, metavar="CKPT",
                    help="warm start: copy the weights of CKPT (run directory, weights file or shipped model) whose "
                         "names and shapes fit; e.g. an L=3 model from the L=2 one")
@@ -51,7 +51,7 @@ def add_train(sub) -> None:
 
 
 def add_distill(sub) -> None:
-    from jointcodec.training.distill import DistillConfig
+    from jointcodec.training.hyperparameters import DistillConfig
 
     d = DistillConfig()
     p = sub.add_parser("distill-encoder")
@@ -73,19 +73,19 @@ def add_distill(sub) -> None:
 
 
 def run_distill(args) -> int:
-    from jointcodec.training.distill import DistillConfig, distill_encoder
+    from jointcodec.training.distill import distill_encoder
+    from jointcodec.training.hyperparameters import DistillConfig, pick
 
-    fields = DistillConfig.__dataclass_fields__
-    distill_encoder(DistillConfig(**{k: v for k, v in vars(args).items() if k in fields}))
+    distill_encoder(pick(DistillConfig, vars(args)))
     return 0
 
 
 def run_train(args) -> int:
-    from jointcodec.training import TrainConfig, train
+    from jointcodec.training.hyperparameters import Recipe, RunSettings, pick
+    from jointcodec.training.recipe import train
 
-    fields = TrainConfig.__dataclass_fields__
-    config = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    train(config)
+    # The flags are the recipe (the numbers) and the run settings (where and how it runs).
+    train(pick(Recipe, vars(args)), pick(RunSettings, vars(args)))
     return 0
 
 

@@ -22,7 +22,7 @@ def add_reconstruct(sub) -> None:
 
 
 def add_train_decoder(sub) -> None:
-    from jointcodec.training.decoder import DecoderTrainConfig
+    from jointcodec.training.hyperparameters import DecoderTrainConfig
 
     d = DecoderTrainConfig()
     p = sub.add_parser("train-decoder")
@@ -49,10 +49,10 @@ def add_train_decoder(sub) -> None:
 
 
 def run_train_decoder(args) -> int:
-    from jointcodec.training.decoder import DecoderTrainConfig, train_decoder
+    from jointcodec.training.decoder import train_decoder
+    from jointcodec.training.hyperparameters import DecoderTrainConfig, pick
 
-    fields = DecoderTrainConfig.__dataclass_fields__
-    train_decoder(DecoderTrainConfig(**{k: v for k, v in vars(args).items() if k in fields}))
+    train_decoder(pick(DecoderTrainConfig, vars(args)))
     return 0
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -35,44 +35,14 @@ from jointcodec.models import JointModel
 from jointcodec.models.decoders import create_decoder, default_decoder_args
 from jointcodec.reconstruction import DECODER_WEIGHTS, decoder_record, load_decoder, save_decoder
 from jointcodec.training.history import History
-from jointcodec.training.recipe import own_training_split
+from jointcodec.training.hyperparameters import DecoderTrainConfig, Recipe
+from jointcodec.training.recipe import JointTask, training_split
 from jointcodec.utils import atomic_write_json
 
 DECODER_STATE = "decoder_state.pt"
 DECODER_METRICS = "decoder_metrics.csv"
 DECODER_KIND = "upsampling"
 EVAL_BATCH = 500
-
-
-@dataclass
-class DecoderTrainConfig:
-    checkpoint: str = "default"
-    out: str = "runs/decoder"
-    epochs: int = 4
-    batch_size: int | None = None  # None: 128 (frozen) or the model's own recipe batch size (joint)
-    lr: float | None = None  # None: 2e-3 (Adam, frozen) or the model's own recipe lr (joint)
-    ms_ssim_weight: float = 0.0
-    joint: bool = False
-    mse_weight: float = 1.0
-    train_subset: int = 0
-    data_dir: str | None = None
-    download: bool = False
-    resume: bool = False
-    test_at_end: bool = True
-    test_limit: int = 0  # evaluate only the first N test images (0: all)
-    progress: bool = True
-    seed: int = 0
-
-    def validate(self) -> None:
-        checks = [(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-                  ((self.batch_size or 1) >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
-                  (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
-                  (self.ms_ssim_weight >= 0, f"--ms-ssim-weight must be >= 0, got {self.ms_ssim_weight}"),
-                  (self.mse_weight > 0, f"--mse-weight must be > 0, got {self.mse_weight}"),
-                  (not (self.joint and self.ms_ssim_weight), "--ms-ssim-weight is for the frozen decoder only")]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
 
 
 def new_decoder(model: JointModel, config: dict) -> tuple[torch.nn.Module, dict]:
@@ -145,7 +115,9 @@ def _train_frozen(config: DecoderTrainConfig) -> dict:
     lr = config.lr or 2e-3
     optimizer = torch.optim.Adam(decoder.parameters(), lr=lr)
 
-    train_set, val_set = own_training_split(model_config, config.data_dir, config.download, config.train_subset)
+    recipe = replace(Recipe.from_record(model_config.get("train")).for_addon(config.train_subset),
+                     dataset=model_config["dataset"])
+    train_set, val_set = training_split(recipe, config.data_dir, config.download, model_config["preset"]["image_size"])
     batch_size = config.batch_size or 128
     steps_per_epoch = math.ceil(len(train_set) / batch_size)
     total = config.epochs * steps_per_epoch
@@ -234,57 +206,35 @@ def _test(model, model_config, decoder, config, out: Path, digest: str, args: di
 
 
 def _train_joint(config: DecoderTrainConfig) -> dict:
-    """Codec model and decoder together: the main recipe with an MSE term (``recipe.Auxiliary``)."""
+    """Codec model and decoder together: the main loop with :class:`JointDecoderTask`."""
     from jointcodec.checkpoint import load_model
-    from jointcodec.data.augment import MEAN, STD
     from jointcodec.deploy import fingerprint
-    from jointcodec.training.recipe import Auxiliary, TrainConfig, train
+    from jointcodec.training.hyperparameters import RunSettings
+    from jointcodec.training.recipe import train
 
     source, source_config = load_model(config.checkpoint)
-    recipe = dict(source_config.get("train") or {})
-    if not recipe:
+    if not source_config.get("train"):
         raise CheckpointError(f"{config.checkpoint} carries no training record; --joint reuses its recipe settings")
     out = Path(config.out)
-    fields = TrainConfig.__dataclass_fields__
-    settings = {k: v for k, v in recipe.items() if k in fields}
-    # The recipe carries over; where it ran does not (the shipped default was trained on a GPU).
-    settings.update(device="auto", precision="auto", devices=1)
-    settings.update(out=str(out), epochs=config.epochs, resume=config.resume, progress=config.progress,
-                    test_at_end=config.test_at_end, train_subset=config.train_subset or settings.get("train_subset", 0),
-                    data_dir=config.data_dir, download=config.download,
-                    extra={**settings.get("extra", {}), "decoder": {"mse_weight": config.mse_weight,
-                                                                   "warm_start": str(config.checkpoint)}})
-    if config.lr:
-        settings["lr"] = config.lr
-    if config.batch_size:
-        settings["batch_size"] = config.batch_size
-    if config.train_subset:  # keep a validation split that the subset can afford
-        settings["val_size"] = min(int(settings.get("val_size", 0)), config.train_subset // 10)
-    train_config = TrainConfig(**settings)
+    # The model's recipe carries over, warm-started from the model itself; where it ran does not (the shipped
+    # default was trained on a GPU): the run settings are this command's.
+    recipe = Recipe.from_record(source_config["train"])
+    if config.train_subset:  # with a validation split that the subset can afford
+        recipe = recipe.for_addon(config.train_subset)
+    recipe = replace(recipe, epochs=config.epochs, init_from=str(config.checkpoint), lr=config.lr or recipe.lr,
+                     batch_size=config.batch_size or recipe.batch_size)
+    run = RunSettings(out=str(out), resume=config.resume, progress=config.progress, test_at_end=config.test_at_end,
+                      data_dir=config.data_dir, download=config.download)
     torch.manual_seed(config.seed)
     decoder, args = new_decoder(source, source_config)
     if config.resume:
         decoder, _ = load_decoder(out / DECODER_WEIGHTS)  # the fingerprint changes every epoch of joint training
-    preset_name = source_config["preset"]["name"]
-    record_base = {"training": {**asdict(config), "kind": "joint"}}
-
-    def loss(module, images: torch.Tensor, output) -> torch.Tensor:
-        target = images.float() * STD.to(images.device) + MEAN.to(images.device)  # back to [0, 1]
-        return config.mse_weight * F.mse_loss(module(output.values), target)
-
-    def save(run_dir: Path, model: JointModel, epoch: int) -> None:
-        save_decoder(Path(run_dir) / DECODER_WEIGHTS, decoder,
-                     decoder_record(DECODER_KIND, args, fingerprint(model), preset_name, epoch=epoch, **record_base))
-
-    def warm_start(model: JointModel) -> None:
-        model.load_state_dict(source.state_dict())
-
-    result = train(train_config, Auxiliary(module=decoder, loss=loss, save=save, init_model=warm_start))
+    task = JointDecoderTask(run, decoder, args, source_config["preset"]["name"], config)
+    result = train(recipe, run, task)
     if config.test_at_end:
-        from jointcodec.checkpoint import load_model as reload
         from jointcodec.evaluation.reconstruction import evaluate_reconstruction
 
-        model, model_config = reload(out)
+        model, model_config = load_model(out)
         test = load_split(model_config["dataset"], "test", config.data_dir, config.download,
                           model_config["preset"]["image_size"])
         if config.test_limit:
@@ -296,3 +246,34 @@ def _train_joint(config: DecoderTrainConfig) -> dict:
         print(f"decoder test ({len(test)} images): PSNR {metrics['psnr']:.2f} dB, MS-SSIM {metrics['ms_ssim']:.4f}",
               flush=True)
     return result
+
+
+class JointDecoderTask(JointTask):
+    """The joint codec (``jointcodec train``) with a decoder trained along: ``mse_weight * MSE`` of its
+    reconstruction joins the loss, and the decoder is saved beside every checkpoint of the model."""
+
+    def __init__(self, run, decoder: torch.nn.Module, args: dict, preset_name: str,
+                 config: DecoderTrainConfig) -> None:
+        super().__init__(run)
+        self.decoder, self.args, self.preset_name, self.config = decoder, args, preset_name, config
+
+    def extra_module(self) -> torch.nn.Module:
+        return self.decoder
+
+    def extra_loss(self, model, extra, images: torch.Tensor, output) -> tuple[torch.Tensor, dict[str, float]]:
+        from jointcodec.data.augment import MEAN, STD
+
+        target = images.float() * STD.to(images.device) + MEAN.to(images.device)  # back to [0, 1]
+        loss = self.config.mse_weight * F.mse_loss(extra(output.values), target)
+        return loss, {"aux_loss": loss.item()}
+
+    def sections(self) -> dict:
+        return {"joint_decoder": {"mse_weight": self.config.mse_weight}}
+
+    def save(self, out: Path, model, recipe, preset, classes: list[str], epoch: int, history: list[dict]) -> None:
+        from jointcodec.deploy import fingerprint
+
+        super().save(out, model, recipe, preset, classes, epoch, history)
+        record = decoder_record(DECODER_KIND, self.args, fingerprint(model), self.preset_name, epoch=epoch,
+                                training={**asdict(self.config), "kind": "joint"})
+        save_decoder(Path(out) / DECODER_WEIGHTS, self.decoder, record)

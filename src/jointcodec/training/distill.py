@@ -2,11 +2,12 @@
 
 The teacher's quantizer centers, context model and classifier are copied and frozen, so the bitstream
 (its fingerprint), the receiver service and any decoder stay exactly the teacher's; only a new encoder
-of another preset (same latent shape) is trained, on the teacher's training split:
+of another preset (same latent shape) is trained, on the teacher's training split, by the main training
+loop (``recipe.train``) with :class:`DistillTask`:
 
-  loss = CE(student's soft assignment, teacher's symbols)          imitation: send what the teacher sends
-       + CE(frozen classifier on the student's latent, label)      the task, through the real receiver
+  loss = CE(frozen classifier on the student's latent, label)      the task, through the real receiver
        + beta * max(0, bpp - target)                                the rate under the frozen context model
+       + CE(student's soft assignment, teacher's symbols)          imitation: send what the teacher sends
 
 The receiver runs in eval mode (its BatchNorm statistics are the deployed ones); the student's own
 BatchNorms train. Checkpoints are ordinary model checkpoints: ``evaluate``, ``encode``, ``export-edge``
@@ -16,65 +17,103 @@ and ``train --init-from`` take them as they are.
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
-from jointcodec.checkpoint import load_model, model_config, save_model, save_trainer_state
-from jointcodec.data import flip_and_translate, load_split, normalize, prefetched
+from jointcodec.checkpoint import load_model, read_config, resolve_weights
+from jointcodec.data import ImageSet
 from jointcodec.deploy import fingerprint
 from jointcodec.errors import ConfigError
-from jointcodec.evaluation import evaluate_model
-from jointcodec.models import JointModel, create_model, get_preset
+from jointcodec.models import JointModel, JointOutput, Preset, create_model
 from jointcodec.training.history import History
-from jointcodec.training.recipe import (
-    EVAL_BATCH,
-    LABEL_SMOOTHING,
-    RATE_BATCH_FRACTION,
-    TRANSLATE,
-    RateHinge,
-    own_training_split,
-    parameter_groups,
-    restore_trainer_state,
-    sgd_with_triangle,
-    sharded_batches,
-)
-from jointcodec.utils import atomic_write_json
+from jointcodec.training.hyperparameters import DistillConfig, Recipe, RunSettings
+from jointcodec.training.recipe import JointTask, train
+
+__all__ = ["DistillConfig", "DistillTask", "distill_encoder", "freeze_receiver", "imitation_loss", "student_of"]
 
 
-@dataclass
-class DistillConfig:
-    teacher: str = "default"
-    preset: str = "cifar-v3-deep"
-    out: str = "runs/distill-cifar-v3-deep"
-    epochs: int = 8
-    batch_size: int = 256
-    lr: float = 0.05
-    weight_decay: float = 5e-4
-    beta: float = 2.0
-    target_bpp: float | None = None  # None: the teacher's own training target
-    imitation_weight: float = 1.0
-    train_subset: int = 0
-    data_dir: str | None = None
-    download: bool = False
-    resume: bool = False
-    test_at_end: bool = True
-    progress: bool = True
-    seed: int = 0
+def distill_encoder(config: DistillConfig) -> dict:
+    """Train a new encoder for the teacher's receiver; returns the history and test metrics."""
+    config.validate()
+    teacher_config = read_config(resolve_weights(config.teacher))
+    teacher_recipe = Recipe.from_record(teacher_config.get("train"))
+    recorded = teacher_config.get("train") or {}  # a teacher without a training record: no rate penalty
+    target = config.target_bpp if config.target_bpp is not None else float(recorded.get("target_bpp", math.inf))
+    # The teacher's recipe and validation split; the student's preset, schedule and rate.
+    recipe = replace(teacher_recipe.for_addon(config.train_subset), preset=config.preset,
+                     dataset=teacher_config["dataset"], epochs=config.epochs, batch_size=config.batch_size,
+                     lr=config.lr, weight_decay=config.weight_decay, beta=config.beta, target_bpp=target,
+                     seed=config.seed, init_from=None)
+    # On the CPU in fp32, as distillation has always run (it has no --device flag).
+    run = RunSettings(device="cpu", precision="32-true", data_dir=config.data_dir, download=config.download,
+                      out=config.out, resume=config.resume, test_at_end=config.test_at_end,
+                      progress=config.progress)
+    return train(recipe, run, DistillTask(config, run))
 
-    def validate(self) -> None:
-        get_preset(self.preset)
-        checks = [(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-                  (self.batch_size >= 2, f"--batch-size must be >= 2, got {self.batch_size}"),
-                  (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
-                  (self.imitation_weight >= 0, f"--imitation-weight must be >= 0, got {self.imitation_weight}")]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+
+class DistillTask(JointTask):
+    """The student (the teacher's frozen receiver + a new encoder) on the teacher's training split; only the
+    encoder trains, against the labels, the rate and the teacher's symbols."""
+
+    def __init__(self, config: DistillConfig, run: RunSettings) -> None:
+        super().__init__(run)
+        self.config = config
+        self.teacher: JointModel | None = None
+        self.bitstream = ""
+
+    def datasets(self, recipe: Recipe, preset: Preset) -> tuple[ImageSet, ImageSet | None]:
+        # The teacher is built here, after the loop has seeded torch: building it draws from the generator
+        # before the student's encoder is initialised.
+        self.teacher, _ = load_model(self.config.teacher)
+        self.teacher.encoder.to(memory_format=torch.channels_last)
+        self.bitstream = fingerprint(self.teacher)
+        return super().datasets(recipe, preset)
+
+    def build(self, recipe: Recipe, preset: Preset, num_classes: int) -> nn.Module:
+        return student_of(self.teacher, recipe.preset, num_classes)
+
+    def resume(self, recipe: Recipe, out: Path) -> nn.Module:
+        student = freeze_receiver(super().resume(recipe, out))
+        if fingerprint(student) != self.bitstream:
+            raise ConfigError(f"{out} does not share the teacher's bitstream (fingerprints differ)")
+        return student
+
+    def sections(self) -> dict:
+        return {"distill": asdict(self.config)}
+
+    def trainable(self, model: nn.Module) -> nn.Module:
+        return model.encoder
+
+    def train_mode(self, model: nn.Module) -> None:
+        model.eval()
+        model.module.encoder.train()  # the receiver keeps its deployed BatchNorm statistics
+
+    def channels_last(self, model: nn.Module) -> None:
+        model.encoder.to(memory_format=torch.channels_last)
+
+    def extra_loss(self, model: nn.Module, extra: nn.Module | None, images: torch.Tensor, output: JointOutput,
+                   ) -> tuple[torch.Tensor, dict[str, float]]:
+        with torch.no_grad():
+            wanted = self.teacher.quantizer.symbols(self.teacher.encoder(images))
+        term = self.config.imitation_weight * imitation_loss(model, output.latent, wanted)
+        return term, {"symbol_agreement": (output.symbols == wanted).float().mean().item()}
+
+    def epoch_metrics(self, sums: dict[str, float], steps: int) -> dict:
+        return {"train_symbol_agreement": 100 * sums["symbol_agreement"] / steps}
+
+    def epoch_line(self, row: dict) -> str:
+        return f"{History.format_line(row)} | symbols as the teacher's {row['train_symbol_agreement']:.2f}%"
+
+    def test_extras(self) -> dict:
+        return {"teacher": str(self.config.teacher), "fingerprint": self.bitstream}
+
+    def describe(self, recipe: Recipe) -> str:
+        return (f"a {recipe.preset} encoder for the receiver of {self.config.teacher} (fingerprint "
+                f"{self.bitstream[:16]}; target {recipe.target_bpp:.3f} bpp)")
 
 
 def student_of(teacher: JointModel, preset_name: str, num_classes: int) -> JointModel:
@@ -101,96 +140,3 @@ def imitation_loss(model: JointModel, latent: torch.Tensor, teacher_symbols: tor
     logits = -model.quantizer.sigma * (latent.float().unsqueeze(1) - centers) ** 2  # (N, L, C, h, w)
     return F.cross_entropy(logits, teacher_symbols)
 
-
-def distill_encoder(config: DistillConfig) -> dict:
-    """Train a new encoder for the teacher's receiver; returns the history and test metrics."""
-    config.validate()
-    torch.manual_seed(config.seed)
-    out = Path(config.out)
-    teacher, teacher_config = load_model(config.teacher)
-    recipe = teacher_config.get("train") or {}
-    target = config.target_bpp if config.target_bpp is not None else float(recipe.get("target_bpp", math.inf))
-    preset = get_preset(config.preset)
-    train_set, val_set = own_training_split(teacher_config, config.data_dir, config.download, config.train_subset)
-
-    student = (freeze_receiver(load_model(out)[0]) if config.resume
-               else student_of(teacher, config.preset, teacher_config["num_classes"]))
-    bitstream = fingerprint(teacher)
-    if fingerprint(student) != bitstream:
-        raise ConfigError(f"{out} does not share the teacher's bitstream (fingerprints differ)")
-    student.encoder.to(memory_format=torch.channels_last)
-    teacher.encoder.to(memory_format=torch.channels_last)
-    optimizer, scheduler, steps_per_epoch = sgd_with_triangle(
-        parameter_groups(student.encoder, config.weight_decay), config.lr, config.epochs, len(train_set),
-        config.batch_size)
-    history = History(out / "metrics.csv")
-    start_epoch = restore_trainer_state(out, optimizer, scheduler, history) if config.resume else 0
-    print(f"distilling a {config.preset} encoder for the receiver of {config.teacher} (fingerprint "
-          f"{bitstream[:16]}) on {len(train_set)} images for {config.epochs} epochs; target "
-          f"{target:.3f} bpp; run directory {out}", flush=True)
-    record = {**recipe, "preset": config.preset, "distill": asdict(config), "epochs": config.epochs}
-    rate_images = max(1, int(RATE_BATCH_FRACTION * config.batch_size))
-    generator = torch.Generator().manual_seed(config.seed * 7919 + start_epoch)
-    hinge = RateHinge(config.beta, target, history.rows[-1]["train_bpp"] if history.rows else math.inf)
-    started = time.time() - (history.rows[-1]["elapsed_s"] if history.rows else 0.0)
-    teacher.eval()
-    for epoch in range(start_epoch, config.epochs):
-        student.eval()
-        student.encoder.train()  # the receiver keeps its deployed BatchNorm statistics
-        totals = {"loss": 0.0, "correct": 0, "agree": 0, "seen": 0, "bpp": 0.0, "steps": 0}
-        batches = sharded_batches(len(train_set), config.batch_size, epoch, config.seed, 0, 1)
-        bar = tqdm(prefetched(train_set.images, batches), total=steps_per_epoch, leave=False, unit="step",
-                   desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress)
-        for indices, batch_images in bar:
-            images = normalize(flip_and_translate(batch_images, TRANSLATE, generator))
-            images = images.contiguous(memory_format=torch.channels_last)
-            labels = train_set.labels[indices]
-            with torch.no_grad():
-                wanted = teacher.quantizer.symbols(teacher.encoder(images))
-            rate_weight = hinge.encoder_weight(epoch + totals["steps"] / steps_per_epoch)
-            output = student(images, rate_grad_to_encoder=rate_weight, rate_images=rate_images)
-            task = F.cross_entropy(output.logits.float(), labels, label_smoothing=LABEL_SMOOTHING)
-            loss = task + config.imitation_weight * imitation_loss(student, output.latent, wanted) + output.bpp.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; try a lower --lr")
-            batch_bpp = output.bpp.mean().item()
-            hinge.update(batch_bpp)
-            totals["loss"] += task.item()
-            totals["correct"] += (output.logits.argmax(1) == labels).sum().item()
-            totals["agree"] += (output.symbols == wanted).float().mean().item()
-            totals["seen"] += len(labels)
-            totals["bpp"] += batch_bpp
-            totals["steps"] += 1
-            bar.set_postfix(acc=f"{100 * totals['correct'] / totals['seen']:.1f}",
-                            agree=f"{100 * totals['agree'] / totals['steps']:.1f}",
-                            bpp=f"{totals['bpp'] / totals['steps']:.3f}")
-        row = {"epoch": epoch + 1, "train_loss": totals["loss"] / totals["steps"],
-               "train_top1": 100 * totals["correct"] / totals["seen"],
-               "train_symbol_agreement": 100 * totals["agree"] / totals["steps"],
-               "train_bpp": totals["bpp"] / totals["steps"], "lr": scheduler.get_last_lr()[0]}
-        if val_set is not None:
-            val = evaluate_model(student, val_set, EVAL_BATCH)
-            row.update(val_top1=val["top1"], val_bpp=val["bpp_estimated"])
-        row["elapsed_s"] = time.time() - started
-        history.append(row)
-        save_model(out, student, model_config(student, preset.to_dict(), teacher_config["classes"],
-                                              teacher_config["dataset"], train=record, epoch=epoch + 1,
-                                              history=history.rows))
-        save_trainer_state(out, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                 "epoch": epoch + 1, "history": history.rows})
-        print(f"{history.format_line(row)} | symbols as the teacher's {row['train_symbol_agreement']:.2f}%",
-              flush=True)
-    result = {"history": history.rows, "run_dir": str(out)}
-    if config.test_at_end:
-        test_set = load_split(teacher_config["dataset"], "test", config.data_dir, config.download, preset.image_size)
-        test = evaluate_model(student, test_set, EVAL_BATCH, progress=config.progress)
-        test.update(train_wall_clock_s=history.rows[-1]["elapsed_s"], epochs=config.epochs,
-                    teacher=str(config.teacher), fingerprint=bitstream)
-        atomic_write_json(out / "eval_test.json", test)
-        result["test"] = test
-        print(f"test: top1 {test['top1']:.2f}%  bpp (estimated) {test['bpp_estimated']:.4f}", flush=True)
-    return result

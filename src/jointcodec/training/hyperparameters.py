@@ -1,0 +1,183 @@
+"""The recipe as plain data: every hyperparameter with its reason, and, apart from it, where a run happens.
+
+``Recipe`` decides the numbers a run produces; a checkpoint records it (``config["train"]``), so a model
+can be read and retrained from its own file. ``RunSettings`` decides only where and how the run happens
+(device, precision, paths, resume, progress); a checkpoint records them apart (``config["run"]``).
+This module imports no torch: the command line reads its defaults from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
+
+# --- fixed parts of the recipe (the same for every run; each with the reason it is what it is) --------------
+LABEL_SMOOTHING = 0.2  # airbench: regularises short runs at no cost
+MOMENTUM = 0.9  # Nesterov SGD: the fast, robust choice for ResNets on CIFAR
+WARMUP_FRACTION = 0.15  # linear warm-up, then linear decay to zero (a triangle, as in airbench)
+TRANSLATE = 2  # pixels of random translation; more hurts at this few epochs (airbench)
+RATE_BATCH_FRACTION = 0.25  # the PE runs on a quarter of each batch: the mean rate needs no more
+RATE_RAMP_EPOCHS = 2  # beta grows linearly over the first epochs: an untrained classifier cannot
+#                       resist the rate penalty, and the encoder would collapse to one symbol
+RATE_EMA = 0.9  # smoothing of the batch rate that switches the hinge penalty on and off
+EVAL_BATCH = 500  # images per evaluation batch: memory only, the numbers do not depend on it
+CALIBRATION_IMAGES = 1024  # enough to place the latent's quantiles for a warm start at another L
+
+
+@dataclass
+class Recipe:
+    """The hyperparameters of a run: plain data, saved into every checkpoint so a run can be read and repeated."""
+
+    # The defaults are the recipe of the shipped default model (docs/results.md: 88.75 % test top-1).
+    preset: str = "cifar-v1-deep"  # sizes: cifar-v2's validation top-1 at half its encoder MACs (preset sweep)
+    dataset: str = "cifar10"  # cifar10, cifar100 or imagefolder:PATH
+    levels: int = 2  # quantizer centers L: one bit per latent element, the cheapest symbol to code and to send
+    target_bpp: float = 0.79  # the rate the hinge holds the encoder at, in bits per input pixel
+    beta: float = 2.0  # weight of the hinge max(0, bpp - target): only the excess over the target is penalised
+    epochs: int = 26  # the default's run length: 182 s on a shared H100, about 104 min on a 2-core CPU
+    batch_size: int = 256  # global batch, split over --devices; the PE's rate estimate takes a quarter of it
+    lr: float = 0.1  # peak of the triangle schedule for Nesterov SGD at this batch size
+    weight_decay: float = 5e-4  # the usual CIFAR ResNet value; also an L2 pull on the quantizer centers
+    val_size: int = 5000  # training images held out for validation: the test split is never used for tuning
+    train_subset: int = 0  # use only the first N training images (tests, quick looks); 0 = all
+    seed: int = 0  # one seed for the initialisation, the validation split and the batch order
+    val_seed: int | None = None  # the validation split's seed if not ``seed``: an add-on keeps its model's split
+    init_from: str | None = None  # warm start: a checkpoint whose matching weights seed the model
+
+    @classmethod
+    def from_record(cls, record: dict | None) -> Recipe:
+        """The recipe a checkpoint recorded. Older checkpoints kept the run settings in the same record
+        (device, out, ...); they are not part of the recipe and are left out here, nowhere else."""
+        return pick(cls, record or {})
+
+    def validate(self, resuming: bool = False) -> None:
+        from jointcodec.checkpoint import resolve_weights
+        from jointcodec.models import get_preset
+
+        get_preset(self.preset)
+        require([(self.levels >= 2, f"--levels must be >= 2, got {self.levels}"),
+                 (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+                 (self.batch_size >= 2, f"--batch-size must be >= 2, got {self.batch_size}"),
+                 (self.target_bpp > 0, f"--target-bpp must be > 0, got {self.target_bpp}"),
+                 (self.lr > 0, f"--lr must be > 0, got {self.lr}")])
+        if self.init_from and not resuming:  # a resumed run does not read its warm start again
+            resolve_weights(self.init_from)  # a missing checkpoint fails before any data is read
+
+    def split_seed(self) -> int:
+        return self.seed if self.val_seed is None else self.val_seed
+
+    def for_addon(self, train_subset: int) -> Recipe:
+        """The model's recipe, as an add-on trained for it (a decoder, a distilled encoder) uses it: the same
+        validation images stay out (its split seed), on the first ``train_subset`` training images (0: all);
+        on a subset, the validation split shrinks to what it can afford (a tenth of it at most)."""
+        val_size = min(self.val_size, train_subset // 10) if train_subset else self.val_size
+        return replace(self, train_subset=train_subset, val_size=val_size, val_seed=self.split_seed())
+
+
+@dataclass
+class RunSettings:
+    """Where and how a run happens; none of it changes the numbers a run produces."""
+
+    device: str = "auto"  # auto, cpu or cuda
+    precision: str = "auto"  # auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, ...
+    devices: int = 1  # data-parallel processes (DDP via Fabric); the global batch is split over them
+    data_dir: str | None = None  # where the data set is (default: $JOINTCODEC_DATA)
+    download: bool = False  # fetch CIFAR if it is not found
+    out: str = "runs/cifar10-v1deep-L2"  # run directory: checkpoints, metrics, logs
+    resume: bool = False  # continue the run in ``out`` from its last finished epoch
+    test_at_end: bool = True  # evaluate on the test split once training is done
+    progress: bool = True  # progress bars
+
+    def validate(self, batch_size: int) -> None:
+        require([(self.devices >= 1, f"--devices must be >= 1, got {self.devices}"),
+                 (batch_size % self.devices == 0, "--batch-size must divide evenly over --devices")])
+
+
+@dataclass
+class TrainConfig(RunSettings, Recipe):
+    """A recipe and its run settings in one flat object (the public ``jointcodec.TrainConfig`` of earlier
+    releases); ``train`` splits it into the two."""
+
+    def split(self) -> tuple[Recipe, RunSettings]:
+        values = vars(self)
+        return pick(Recipe, values), pick(RunSettings, values)
+
+
+@dataclass
+class DistillConfig:
+    """``jointcodec distill-encoder``: a cheaper encoder for a trained model's receiver (training/distill.py)."""
+
+    teacher: str = "default"  # the trained model whose receiver (centers, context, classifier) is kept
+    preset: str = "cifar-v3-deep"  # the new encoder: the lightest preset that shares the default's receiver
+    out: str = "runs/distill-cifar-v3-deep"
+    epochs: int = 8
+    batch_size: int = 256
+    lr: float = 0.05  # half the recipe's peak: the receiver is trained already, only the encoder moves
+    weight_decay: float = 5e-4
+    beta: float = 2.0
+    target_bpp: float | None = None  # None: the teacher's own training target
+    imitation_weight: float = 1.0  # weight of the cross-entropy against the teacher's symbols
+    train_subset: int = 0
+    data_dir: str | None = None
+    download: bool = False
+    resume: bool = False
+    test_at_end: bool = True
+    progress: bool = True
+    seed: int = 0
+
+    def validate(self) -> None:
+        from jointcodec.models import get_preset
+
+        get_preset(self.preset)
+        require([(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+                 (self.batch_size >= 2, f"--batch-size must be >= 2, got {self.batch_size}"),
+                 (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+                 (self.imitation_weight >= 0, f"--imitation-weight must be >= 0, got {self.imitation_weight}")])
+
+
+@dataclass
+class DecoderTrainConfig:
+    """``jointcodec train-decoder``: a reconstruction decoder for a codec model (training/decoder.py)."""
+
+    checkpoint: str = "default"
+    out: str = "runs/decoder"
+    epochs: int = 4
+    batch_size: int | None = None  # None: 128 (frozen) or the model's own recipe batch size (joint)
+    lr: float | None = None  # None: 2e-3 (Adam, frozen) or the model's own recipe lr (joint)
+    ms_ssim_weight: float = 0.0
+    joint: bool = False
+    mse_weight: float = 1.0
+    train_subset: int = 0
+    data_dir: str | None = None
+    download: bool = False
+    resume: bool = False
+    test_at_end: bool = True
+    test_limit: int = 0  # evaluate only the first N test images (0: all)
+    progress: bool = True
+    seed: int = 0
+
+    def validate(self) -> None:
+        require([(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+                 ((self.batch_size or 1) >= 1, f"--batch-size must be >= 1, got {self.batch_size}"),
+                 (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+                 (self.ms_ssim_weight >= 0, f"--ms-ssim-weight must be >= 0, got {self.ms_ssim_weight}"),
+                 (self.mse_weight > 0, f"--mse-weight must be > 0, got {self.mse_weight}"),
+                 (not (self.joint and self.ms_ssim_weight), "--ms-ssim-weight is for the frozen decoder only")])
+
+
+T = TypeVar("T")
+
+
+def pick(cls: type[T], values: dict[str, Any]) -> T:
+    """An instance of dataclass ``cls`` from the entries of ``values`` that are its fields (e.g. parsed flags)."""
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def require(checks: list[tuple[bool, str]]) -> None:
+    """Raise ConfigError with the message of the first failed check."""
+    from jointcodec.errors import ConfigError
+
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)

@@ -1,0 +1,81 @@
+"""The recipe as plain data: Recipe vs RunSettings, what checkpoints record, and the one training split."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+
+from jointcodec.checkpoint import read_config, resolve_weights
+from jointcodec.cli.main import build_parser
+from jointcodec.data import load_split, train_val_split
+from jointcodec.training import Recipe, RunSettings, TrainConfig
+from jointcodec.training.hyperparameters import pick
+from jointcodec.training.recipe import training_split
+
+RUN_FIELDS = {"device", "precision", "devices", "data_dir", "download", "out", "resume", "test_at_end", "progress"}
+
+
+def test_recipe_and_run_settings_do_not_overlap() -> None:
+    recipe, run = {f.name for f in fields(Recipe)}, {f.name for f in fields(RunSettings)}
+    assert not recipe & run and run == RUN_FIELDS
+    assert {"lr", "weight_decay", "beta", "target_bpp", "epochs", "batch_size", "levels", "preset", "val_size",
+            "seed", "init_from"} <= recipe
+
+
+def test_the_dataclasses_import_no_torch() -> None:
+    code = ("import sys; from jointcodec.training.hyperparameters import Recipe, RunSettings, DistillConfig; "
+            "import jointcodec.training; Recipe(); RunSettings(); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_the_shipped_models_old_record_reads_as_its_recipe() -> None:
+    """Older checkpoints kept the run settings (and a grab-bag) inside the recipe record."""
+    record = read_config(resolve_weights("default"))["train"]
+    assert {"device", "out", "extra"} <= set(record)
+    recipe = Recipe.from_record(record)
+    assert recipe == Recipe()  # the recipe's defaults are the shipped model's
+    assert asdict(recipe) == {k: v for k, v in record.items() if k in asdict(recipe)} | {"val_seed": None}
+
+
+def test_a_new_record_is_the_recipe_itself() -> None:
+    recipe = Recipe(levels=3, lr=0.05, init_from="default")
+    assert Recipe(**asdict(recipe)) == recipe == Recipe.from_record(asdict(recipe))
+
+
+def test_train_config_splits_into_recipe_and_run() -> None:
+    flat = TrainConfig(preset="cifar-v1", lr=0.2, device="cpu", out="somewhere", val_size=64)
+    recipe, run = flat.split()
+    assert type(recipe) is Recipe and type(run) is RunSettings
+    assert (recipe.preset, recipe.lr, recipe.val_size, run.device, run.out) == ("cifar-v1", 0.2, 64, "cpu", "somewhere")
+
+
+def test_the_train_command_builds_recipe_and_run_with_the_same_defaults() -> None:
+    args = vars(build_parser().parse_args(["train"]))
+    assert pick(Recipe, args) == Recipe() and pick(RunSettings, args) == RunSettings()
+    args = vars(build_parser().parse_args(["train", "--lr", "0.3", "--device", "cpu", "--init-from", "default"]))
+    assert pick(Recipe, args) == Recipe(lr=0.3, init_from="default") and pick(RunSettings, args).device == "cpu"
+
+
+def test_an_addon_keeps_its_models_validation_split() -> None:
+    model = Recipe(val_size=5000, seed=3)
+    addon = model.for_addon(0)
+    assert (addon.val_size, addon.split_seed(), addon.train_subset) == (5000, 3, 0)
+    small = model.for_addon(600)
+    assert (small.val_size, small.split_seed(), small.train_subset) == (60, 3, 600)
+    # The add-on's own seed (batch order, initialisation) does not move the held-out images.
+    assert Recipe(**{**asdict(addon), "seed": 9}).split_seed() == 3
+
+
+def test_the_one_split_is_the_shipped_models(data_dir: Path) -> None:
+    """The split the shipped default was validated on: 45,000 fit and 5,000 validation images, seed 0."""
+    recipe = Recipe.from_record(read_config(resolve_weights("default"))["train"])
+    fit, val = training_split(recipe, str(data_dir), False, 32)
+    expected_fit, expected_val = train_val_split(load_split("cifar10", "train", str(data_dir), False, 32), 5000, 0)
+    assert (len(fit), len(val)) == (45000, 5000)
+    assert torch.equal(val.labels, expected_val.labels) and torch.equal(fit.images[:64], expected_fit.images[:64])
+    assert torch.equal(val.images[-64:], expected_val.images[-64:])
