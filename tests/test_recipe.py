@@ -55,9 +55,10 @@ def test_train_config_splits_into_recipe_and_run() -> None:
 
 
 def test_the_train_command_builds_recipe_and_run_with_the_same_defaults() -> None:
-    args = vars(build_parser().parse_args(["train"]))
+    args = vars(build_parser(["train"]).parse_args(["train"]))
     assert pick(Recipe, args) == Recipe() and pick(RunSettings, args) == RunSettings()
-    args = vars(build_parser().parse_args(["train", "--lr", "0.3", "--device", "cpu", "--init-from", "default"]))
+    argv = ["train", "--lr", "0.3", "--device", "cpu", "--init-from", "default"]
+    args = vars(build_parser(argv).parse_args(argv))
     assert pick(Recipe, args) == Recipe(lr=0.3, init_from="default") and pick(RunSettings, args).device == "cpu"
 
 
