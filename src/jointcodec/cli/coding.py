@@ -1,8 +1,7 @@
-"""``jointcodec encode``, ``classify`` and ``export-edge``: real bitstreams from the command line."""
+"""``jointcodec encode`` and ``classify``: real bitstreams from the command line."""
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -35,13 +34,6 @@ def add_classify(sub) -> None:
     p.add_argument("--top-k", type=int, default=1, help="also list the K most probable classes")
     p.add_argument("--json", default=None, help="write the predictions as JSON to this file")
     p.set_defaults(run=run_classify)
-
-
-def add_export_edge(sub) -> None:
-    p = sub.add_parser("export-edge", help="split a checkpoint into edge and server weight files")
-    p.add_argument("--checkpoint", default="default", help="run directory, .safetensors file, or shipped model")
-    p.add_argument("--out", required=True, help="folder for edge.safetensors, server.safetensors, deployment.json")
-    p.set_defaults(run=run_export_edge)
 
 
 def read_images(inputs: list[str], image_size: int, data_dir: str | None, download: bool) -> torch.Tensor:
@@ -129,12 +121,3 @@ def run_classify(args) -> int:
             print(f"{p['file']}#{p['index']}\t{p['label']}\t{p['class']}\t{p['probability']:.4f}")
     return 0
 
-
-def run_export_edge(args) -> int:
-    from jointcodec.deploy import export_split
-
-    written = export_split(args.checkpoint, args.out)
-    meta = json.loads((Path(args.out) / "deployment.json").read_text())
-    print(f"model {meta['fingerprint']}: edge part {written['edge']} (encoder, quantizer, context model), "
-          f"server part {written['server']} (quantizer, context model, classifier)")
-    return 0

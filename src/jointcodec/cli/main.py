@@ -132,8 +132,7 @@ def run_evaluate(args) -> int:
         result.update(evaluate_coded(model, data, args.batch_size, result["bpp_estimated"]))
         print(format_coded(result))
     if args.reconstruct:
-        from jointcodec.evaluation.reconstruction import evaluate_reconstruction, format_reconstruction
-        from jointcodec.reconstruction import load_decoder_for
+        from jointcodec.reconstruction import evaluate_reconstruction, format_reconstruction, load_decoder_for
 
         decoder, _ = load_decoder_for(model, args.checkpoint, args.decoder)
         result.update(evaluate_reconstruction(model, decoder, data, args.batch_size))
@@ -176,8 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     from jointcodec.cli.baselines import add_baseline, add_compare, add_ladder
     from jointcodec.cli.bench import add_bench
-    from jointcodec.cli.coding import add_classify, add_encode, add_export_edge
-    from jointcodec.cli.deploy import add_export, add_serve
+    from jointcodec.cli.coding import add_classify, add_encode
+    from jointcodec.cli.deploy import add_export, add_export_edge, add_serve
     from jointcodec.cli.reconstruct import add_reconstruct, add_train_decoder
     from jointcodec.cli.sweep import add_sweep
 

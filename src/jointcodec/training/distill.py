@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from jointcodec.checkpoint import load_model, model_config, save_model, save_trainer_state
 from jointcodec.data import flip_and_translate, load_split, normalize, prefetched
-from jointcodec.deploy import fingerprint
+from jointcodec.entropy import model_fingerprint as fingerprint
 from jointcodec.errors import ConfigError
 from jointcodec.evaluation import evaluate_model
 from jointcodec.models import JointModel, create_model, get_preset
