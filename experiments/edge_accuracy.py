@@ -72,7 +72,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="edge_accuracy."))
     export_dir = Path(args.export_dir) if args.export_dir else work / "onnx"
     if not (export_dir / "edge.json").is_file():
-        from jointcodec.export_onnx import export_onnx
+        from jointcodec.edge import export_onnx
 
         export_onnx(args.checkpoint, export_dir)
     np.save(work / "images.npy", data.images.numpy())

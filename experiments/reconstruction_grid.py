@@ -35,8 +35,7 @@ from jointcodec.codecs import get_codec
 from jointcodec.codecs.batch import code_images
 from jointcodec.codecs.rate import find_setting
 from jointcodec.data import load_split
-from jointcodec.evaluation.reconstruction import MS_SSIM_SETTINGS, image_quality
-from jointcodec.reconstruction import load_decoder_for, reconstruct, to_uint8
+from jointcodec.reconstruction import MS_SSIM_SETTINGS, image_quality, load_decoder_for, reconstruct, to_uint8
 from jointcodec.utils import atomic_write, atomic_write_json
 
 
@@ -150,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             entry[name] = {k: v for k, v in classic.items() if k != "decoded_nearest"}
             decoded[name] = (classic["decoded_nearest"], near)
         if args.full_test:
-            from jointcodec.evaluation.reconstruction import evaluate_reconstruction
+            from jointcodec.reconstruction import evaluate_reconstruction
 
             full = load_split(args.dataset, "test")
             entry["full_test"] = {**evaluate_reconstruction(ours["model"], ours["decoder"], full),

@@ -14,12 +14,15 @@ from jointcodec.checkpoint import (
     CONFIG,
     CONFIG_METADATA_KEY,
     WEIGHTS,
+    MissingPart,
     load_model,
     load_trainer_state,
     model_config,
+    read_metadata,
     save_model,
     warm_start,
 )
+from jointcodec.entropy.fixedpoint import FixedPointContext, model_fingerprint
 from jointcodec.models import create_model, get_preset
 from jointcodec.training.parts import fit_latent_to_centers
 
@@ -119,6 +122,31 @@ def test_other_format_version(tmp_path: Path) -> None:
     save_file(state, str(path), metadata={CONFIG_METADATA_KEY: json.dumps({**config, "version": 99})})
     with pytest.raises(CheckpointError, match="unsupported checkpoint format"):
         load_model(path)
+
+
+def test_one_metadata_reader(tmp_path: Path) -> None:
+    path = tmp_path / "tagged.safetensors"
+    save_file({"weight": torch.zeros(2)}, str(path), metadata={"other": "1", "mine": json.dumps({"format": "x"})})
+    assert read_metadata(path, "mine") == {"format": "x"}
+    assert read_metadata(path) is None  # no jointcodec config: the caller says what it expected
+
+
+def test_one_loader_reads_full_checkpoints_and_split_parts(tmp_path: Path) -> None:
+    from jointcodec.edge.split import export_split
+
+    model = trained_looking_model()
+    save(model, tmp_path / "run")
+    parts = export_split(tmp_path / "run", tmp_path / "parts")
+    digest = model_fingerprint(model)
+    assert digest == FixedPointContext(model.context, model.quantizer.centers).fingerprint.hex()
+    for role, absent in (("edge", "classifier"), ("server", "encoder")):
+        part, config = load_model(parts[role])
+        assert config["role"] == role and config["fingerprint"] == digest == model_fingerprint(part)
+        assert isinstance(getattr(part, absent), MissingPart)
+    with torch.no_grad():  # the edge part encodes exactly as the full model
+        images = torch.randn(2, 3, 32, 32)
+        edge, _ = load_model(parts["edge"])
+        assert torch.equal(edge.encoder(images), model.encoder(images))
 
 
 def test_weights_that_do_not_fit_the_preset(tmp_path: Path) -> None:

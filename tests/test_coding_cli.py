@@ -1,4 +1,4 @@
-"""`jointcodec encode`, `classify`, `export-edge` and `evaluate --coded` on real CIFAR-10 images."""
+"""`jointcodec encode`, `classify`, `export --split` and `evaluate --coded` on real CIFAR-10 images."""
 
 from __future__ import annotations
 
@@ -90,8 +90,8 @@ def test_encode_then_classify_matches_the_in_memory_model(checkpoint: Path, tmp_
 def test_split_deployment(checkpoint: Path, tmp_path: Path, data_dir: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("JOINTCODEC_DATA", str(data_dir))
     parts = tmp_path / "deploy"
-    proc = run_in_process(["export-edge", "--checkpoint", checkpoint, "--out", parts], capsys)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_in_process(["export", "--checkpoint", checkpoint, "--split", parts], capsys)
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
     meta = json.loads((parts / "deployment.json").read_text())
     assert set(meta["parts"]) == {"edge", "server"}
     edge, server = parts / "edge.safetensors", parts / "server.safetensors"
@@ -107,6 +107,23 @@ def test_split_deployment(checkpoint: Path, tmp_path: Path, data_dir: Path, monk
     encode_on_server = ["encode", "--checkpoint", server, "cifar10:test[:2]", "-o", tmp_path / "s.jcc"]
     one_error_line(run_in_process(encode_on_server, capsys), "server part", "no encoder")
     one_error_line(run_in_process(["classify", "--checkpoint", edge, edge_file], capsys), "edge part", "no classifier")
+
+
+def test_export_edge_is_an_alias_of_export_split(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    new = run_in_process(["export", "--checkpoint", checkpoint, "--split", tmp_path / "new"], capsys)
+    old = run_in_process(["export-edge", "--checkpoint", checkpoint, "--out", tmp_path / "old"], capsys)
+    assert new.returncode == old.returncode == 0
+    assert f"export --checkpoint {checkpoint} --split {tmp_path / 'old'}" in old.stderr  # where the new form is
+    for name in ("edge.safetensors", "server.safetensors", "deployment.json"):
+        assert (tmp_path / "new" / name).read_bytes() == (tmp_path / "old" / name).read_bytes()
+    assert new.stdout.split(":")[0] == old.stdout.split(":")[0]  # "model <fingerprint>"
+
+
+def test_export_takes_exactly_one_form(checkpoint: Path, tmp_path: Path, capsys) -> None:
+    assert run_in_process(["export", "--checkpoint", checkpoint], capsys).returncode == 2
+    both = ["export", "--checkpoint", checkpoint, "--split", tmp_path / "a", "--onnx", tmp_path / "b"]
+    assert run_in_process(both, capsys).returncode == 2
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_bad_inputs_are_one_clear_line(checkpoint: Path, tmp_path: Path, data_dir: Path, monkeypatch,

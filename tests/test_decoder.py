@@ -20,14 +20,17 @@ from jointcodec.api import Codec
 from jointcodec.checkpoint import load_model
 from jointcodec.data import load_split
 from jointcodec.errors import CheckpointError, ConfigError
-from jointcodec.evaluation.reconstruction import ms_ssim, psnr
-from jointcodec.models.decoders import UpsamplingDecoder, create_decoder, default_decoder_args
 from jointcodec.reconstruction import (
     DECODER_WEIGHTS,
     DecoderMismatchError,
+    UpsamplingDecoder,
+    create_decoder,
     decoder_record,
+    default_decoder_args,
     load_decoder,
     load_decoder_for,
+    ms_ssim,
+    psnr,
     save_decoder,
 )
 from jointcodec.training.decoder import DECODER_STATE, DecoderTrainConfig, train_decoder

@@ -9,7 +9,7 @@ import torch
 
 from jointcodec import ConfigError
 from jointcodec.checkpoint import load_model
-from jointcodec.deploy import fingerprint
+from jointcodec.entropy.fixedpoint import model_fingerprint
 from jointcodec.models import create_model
 from jointcodec.training.distill import DistillConfig, distill_encoder, imitation_loss, student_of
 
@@ -17,7 +17,7 @@ from jointcodec.training.distill import DistillConfig, distill_encoder, imitatio
 def test_student_shares_the_frozen_receiver() -> None:
     teacher, config = load_model("default")
     student = student_of(teacher, "cifar-v3-deep", config["num_classes"])
-    assert fingerprint(student) == fingerprint(teacher)
+    assert model_fingerprint(student) == model_fingerprint(teacher)
     trainable = {name for name, p in student.named_parameters() if p.requires_grad}
     assert trainable and all(name.startswith("encoder.") for name in trainable)
     own = student.state_dict()
@@ -49,7 +49,7 @@ def test_distillation_trains_only_the_encoder(data_dir: Path, tmp_path: Path) ->
     result = distill_encoder(config)
     student, saved = load_model(out)
     assert saved["preset"]["name"] == "cifar-v3-deep" and saved["distill"]["teacher"] == "default"
-    assert fingerprint(student) == fingerprint(teacher)
+    assert model_fingerprint(student) == model_fingerprint(teacher)
     assert torch.equal(student.classifier.fc.weight, teacher.classifier.fc.weight)
     row = result["history"][-1]
     assert 0 <= row["train_symbol_agreement"] <= 100 and "val_top1" in row

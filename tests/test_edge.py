@@ -101,7 +101,7 @@ def test_the_edge_command_line_without_torch(export_dir: Path, data_dir: Path, t
 
 def test_export_refuses_the_server_part(tmp_path: Path, capsys) -> None:
     from jointcodec.cli.main import main
-    from jointcodec.deploy import export_split
+    from jointcodec.edge.split import export_split
 
     parts = export_split("default", tmp_path / "parts")
     assert main(["export", "--checkpoint", str(parts["server"]), "--onnx", str(tmp_path / "onnx")]) == 1

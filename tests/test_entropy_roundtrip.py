@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jointcodec.entropy import FixedPointContext, PayloadDecodeError, decode_latents, encode_latents
-from jointcodec.entropy.codec import encode_latents_with_bits
+from jointcodec.entropy.torch_payloads import encode_latents_with_bits
 from jointcodec.models import create_context
 
 KINDS = ["3d", "channel", "checkerboard"]

@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_model": "jointcodec.checkpoint",
     "save_model": "jointcodec.checkpoint",
+    "Codec": "jointcodec.serve.codec",
     "create_model": "jointcodec.models",
     "PRESETS": "jointcodec.models",
     "load_split": "jointcodec.data",

@@ -4,6 +4,11 @@ A run directory holds ``model.safetensors`` (weights; its metadata carries the c
 alone rebuilds the model), ``config.json`` (the same config: the training recipe under ``train``, read back
 by ``training.Recipe.from_record``, where it ran under ``run``, and the metric history), and
 ``trainer_state.pt`` (optimizer and progress, for ``--resume``). Every file is written atomically.
+
+``load_model`` is the one loader of codec models: a full checkpoint, a shipped model, or the edge or server part
+of a split deployment (``jointcodec.edge.split``; the config's ``role`` says which). ``read_metadata`` is the one
+reader of the JSON records jointcodec stores in safetensors metadata (configs here, decoder records in
+``jointcodec.reconstruction``).
 """
 
 from __future__ import annotations
@@ -14,8 +19,10 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
 
-from jointcodec.errors import CheckpointError
+from jointcodec.entropy.fixedpoint import model_fingerprint
+from jointcodec.errors import CheckpointError, ConfigError
 from jointcodec.models import JointModel, create_model, preset_from_dict
 from jointcodec.utils import atomic_write, atomic_write_json
 
@@ -25,6 +32,9 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TRAINER_STATE = "trainer_state.pt"
 CONFIG_METADATA_KEY = "jointcodec_config"
+# A split deployment's parts: the modules each side needs (the quantizer and context model on both, for coding).
+PARTS = {"edge": ("encoder", "quantizer", "context"), "server": ("quantizer", "context", "classifier")}
+ALL_PARTS = ("encoder", "quantizer", "context", "classifier")
 
 
 def model_config(model: JointModel, preset: dict, classes: list[str], dataset: str, **extra) -> dict:
@@ -57,20 +67,31 @@ def resolve_weights(path: str | Path) -> Path:
     return path
 
 
-def read_config(weights: Path) -> dict:
+def read_metadata(path: str | Path, key: str = CONFIG_METADATA_KEY, what: str = "jointcodec config") -> dict | None:
+    """The one reader of the JSON record a jointcodec safetensors file carries under ``key`` in its metadata (a
+    checkpoint's config, a decoder's record, a tagged model's config): the object, or None if the file has no
+    such entry. A file that cannot be read or a record that is not a JSON object is a CheckpointError."""
     try:
-        with safe_open(str(weights), framework="pt") as f:
-            raw = (f.metadata() or {}).get(CONFIG_METADATA_KEY)
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(key)
     except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{weights} is not a readable safetensors file: {err}") from err
+        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
     if raw is None:
-        raise CheckpointError(f"{weights} carries no jointcodec config; was it written by jointcodec?")
+        return None
     try:
-        config = json.loads(raw)
+        record = json.loads(raw)
     except json.JSONDecodeError as err:
-        raise CheckpointError(f"{weights} carries a damaged jointcodec config: {err}") from err
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{weights} carries a damaged jointcodec config (not a JSON object)")
+        raise CheckpointError(f"{path} carries a damaged {what}: {err}") from err
+    if not isinstance(record, dict):
+        raise CheckpointError(f"{path} carries a damaged {what} (not a JSON object)")
+    return record
+
+
+def read_config(weights: Path) -> dict:
+    """The config a checkpoint (full, or an edge or server part) carries, checked against this format."""
+    config = read_metadata(weights)
+    if config is None:
+        raise CheckpointError(f"{weights} carries no jointcodec config; was it written by jointcodec?")
     if config.get("format") != FORMAT or config.get("version") != FORMAT_VERSION:
         raise CheckpointError(f"{weights}: unsupported checkpoint format {config.get('format')} "
                               f"v{config.get('version')} (this jointcodec reads {FORMAT} v{FORMAT_VERSION})")
@@ -83,14 +104,13 @@ def load_tagged_model(path: str | Path, weights_name: str, fmt: str, build, meta
     weights = Path(path)
     if weights.is_dir():
         weights = weights / weights_name
-    try:
-        with safe_open(str(weights), framework="pt") as f:
-            config = json.loads((f.metadata() or {}).get(metadata_key) or "null")
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"cannot read a {fmt} model from {weights}: {err}") from err
-    if not isinstance(config, dict) or config.get("format") != fmt:
+    config = read_metadata(weights, metadata_key, f"{fmt} config")
+    if config is None or config.get("format") != fmt:
         raise CheckpointError(f"{weights} is not a {fmt} checkpoint")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"cannot read a {fmt} model from {weights}: {err}") from err
     model = build(config)
     try:
         model.load_state_dict(state)
@@ -99,16 +119,44 @@ def load_tagged_model(path: str | Path, weights_name: str, fmt: str, build, meta
     return model.eval(), config
 
 
+class MissingPart(nn.Module):
+    """Stands in for a module that a deployment part (``jointcodec export --split``) does not ship."""
+
+    def __init__(self, role: str, part: str) -> None:
+        super().__init__()
+        self.role, self.part = role, part
+
+    def forward(self, *args, **kwargs):
+        other = "server" if self.role == "edge" else "edge"
+        raise ConfigError(f"this is the {self.role} part of a model: it has no {self.part} "
+                          f"(use the {other} part or the full checkpoint)")
+
+
 def load_model(path: str | Path, map_location: str = "cpu") -> tuple[JointModel, dict]:
-    """Rebuild a JointModel from a checkpoint; returns the model (eval mode) and its config."""
+    """Rebuild a JointModel (eval mode) and its config from a full checkpoint, a shipped model name, or the edge
+    or server part of one (``jointcodec export --split``). A part's absent modules are ``MissingPart``s: calling
+    one raises a clear ConfigError."""
     weights = resolve_weights(path)
     config = read_config(weights)
+    role = config.get("role", "full")
+    if role != "full" and role not in PARTS:
+        raise CheckpointError(f"{weights}: unknown deployment role {role!r}")
     model = create_model(preset_from_dict(config["preset"]), config["levels"], config["num_classes"])
     try:
         state = load_file(str(weights), device=map_location)
-        model.load_state_dict(state)
+        missing, unexpected = model.load_state_dict(state, strict=role == "full")
     except (SafetensorError, RuntimeError) as err:
         raise CheckpointError(f"{weights} does not fit its preset {config['preset']['name']}: {err}") from err
+    if role == "full":
+        return model.eval(), config
+    absent = [p for p in ALL_PARTS if p not in PARTS[role]]
+    wrong = [k for k in missing if k.split(".", 1)[0] not in absent] + list(unexpected)
+    if wrong:
+        raise CheckpointError(f"{weights} is not a complete {role} part: {', '.join(wrong[:5])}")
+    for part in absent:
+        setattr(model, part, MissingPart(role, part))
+    if config.get("fingerprint") and config["fingerprint"] != model_fingerprint(model):
+        raise CheckpointError(f"{weights}: its weights do not match the fingerprint it carries (damaged file)")
     return model.eval(), config
 
 

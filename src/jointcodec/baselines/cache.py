@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jointcodec.codecs import Codec, Setting
+from jointcodec.codecs import ImageCodec, Setting
 from jointcodec.codecs.batch import Coded, code_images
 from jointcodec.utils import atomic_write
 
@@ -34,7 +34,7 @@ def images_hash(images: np.ndarray) -> str:
     return digest.hexdigest()[:16]
 
 
-def cache_path(cache_dir: str | Path, codec: Codec, setting: Setting, data_hash: str) -> Path:
+def cache_path(cache_dir: str | Path, codec: ImageCodec, setting: Setting, data_hash: str) -> Path:
     library = hashlib.sha256(codec.library().encode()).hexdigest()[:8]
     return Path(cache_dir) / f"{codec.name}-{codec.format_setting(setting)}-{data_hash}-{library}.npz"
 
@@ -54,7 +54,7 @@ def save_coded(path: Path, coded: Coded, meta: dict) -> None:
     atomic_write(path, write)
 
 
-def load_coded(path: Path, codec: Codec, setting: Setting) -> Coded:
+def load_coded(path: Path, codec: ImageCodec, setting: Setting) -> Coded:
     with np.load(path) as data:
         blob, offsets = data["files"].tobytes(), data["offsets"]
         files = [blob[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
@@ -65,7 +65,7 @@ def load_coded(path: Path, codec: Codec, setting: Setting) -> Coded:
                      *(data[k] if k in data.files else None for k in ("encode_cpu_s", "decode_cpu_s")))
 
 
-def coded_cached(codec: Codec, images: np.ndarray, setting: Setting, cache_dir: str | Path | None = None,
+def coded_cached(codec: ImageCodec, images: np.ndarray, setting: Setting, cache_dir: str | Path | None = None,
                  workers: int = 1, progress: bool = False, desc: str | None = None) -> tuple[Coded, Path, bool]:
     """Code ``images`` at ``setting``, or load the result from the cache; returns (coded, cache file, hit)."""
     setting = codec.check_setting(setting)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from jointcodec.baselines.cache import coded_cached, default_cache_dir
-from jointcodec.codecs import Codec, Setting, get_codec
+from jointcodec.codecs import ImageCodec, Setting, get_codec
 from jointcodec.codecs.batch import Coded
 from jointcodec.codecs.rate import Search, find_setting
 from jointcodec.data import ImageSet, load_split
@@ -69,7 +69,7 @@ class Runtime:
     compress_only: bool = False
 
 
-def point_dir(runtime: Runtime, protocol: Protocol, codec: Codec, setting: Setting) -> Path:
+def point_dir(runtime: Runtime, protocol: Protocol, codec: ImageCodec, setting: Setting) -> Path:
     return Path(runtime.results) / protocol.dataset / codec.name / codec.format_setting(setting)
 
 
@@ -171,7 +171,7 @@ def run_point(codec_name: str, setting: Setting, protocol: Protocol, runtime: Ru
     return result
 
 
-def search_settings(codec: Codec, targets: list[float], protocol: Protocol, runtime: Runtime,
+def search_settings(codec: ImageCodec, targets: list[float], protocol: Protocol, runtime: Runtime,
                     search_images: int) -> list[Search]:
     """The setting for each target bpp, searched on the first ``search_images`` training images (never on
     test images: the measurement rules, docs/baselines.md). Stored next to the results, so a resumed sweep
@@ -199,7 +199,7 @@ def run_sweep(codec_names: list[str], protocol: Protocol, runtime: Runtime, sett
     codecs = [get_codec(name) for name in codec_names]
     if settings and len(codecs) != 1:
         raise ConfigError("--setting applies to one codec; give --targets or the ladders for several")
-    plan: list[tuple[Codec, Setting, float | None]] = []
+    plan: list[tuple[ImageCodec, Setting, float | None]] = []
     for codec in codecs:
         if settings:
             plan += [(codec, codec.check_setting(s), None) for s in settings]

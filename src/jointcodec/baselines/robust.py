@@ -14,13 +14,13 @@ import numpy as np
 import torch
 
 from jointcodec.baselines.cache import coded_cached
-from jointcodec.codecs import Codec, Setting
+from jointcodec.codecs import ImageCodec, Setting
 from jointcodec.errors import ConfigError
 
-Entry = tuple[Codec, Setting]
+Entry = tuple[ImageCodec, Setting]
 
 
-def ladder_entries(codecs: list[Codec]) -> list[Entry]:
+def ladder_entries(codecs: list[ImageCodec]) -> list[Entry]:
     """Every (codec, setting) of the codecs' ladders, in a fixed order."""
     return [(codec, setting) for codec in codecs for setting in codec.ladder]
 

@@ -27,7 +27,7 @@ import torch
 from jointcodec.baselines.cache import coded_cached
 from jointcodec.baselines.receiver_training import ReceiverRecipe, evaluate, load_receiver, train_receiver
 from jointcodec.baselines.robust import RobustSource, build_pool, ladder_entries, plan_pool
-from jointcodec.codecs import Codec, get_codec
+from jointcodec.codecs import ImageCodec, get_codec
 from jointcodec.codecs.batch import Coded
 from jointcodec.data import load_split
 from jointcodec.errors import ConfigError
@@ -59,7 +59,7 @@ class SweepConfig:
     progress: bool = True
     command: str = ""
 
-    def codec_list(self) -> list[Codec]:
+    def codec_list(self) -> list[ImageCodec]:
         from jointcodec.codecs import CODECS
 
         return [get_codec(name) for name in (self.codecs or list(CODECS))]
@@ -100,7 +100,7 @@ class Sweep:
     def _hwc(self, images: torch.Tensor) -> np.ndarray:
         return np.ascontiguousarray(images.permute(0, 2, 3, 1).numpy())
 
-    def _coded(self, codec: Codec, setting, split: str) -> Coded:
+    def _coded(self, codec: ImageCodec, setting, split: str) -> Coded:
         images = self.train_images if split == "train" else self.test_images
         coded, _, hit = coded_cached(codec, self._hwc(images), setting, self.config.cache_dir, self.config.workers,
                                      self.config.progress, f"{codec.name} {codec.format_setting(setting)} {split}")
@@ -130,7 +130,7 @@ class Sweep:
                  f"{record['payload_bpp']:.3f} bpp payload -> {path}")
         return record
 
-    def _codec_point(self, codec: Codec, setting, protocol: str, top: dict, coded: Coded, cpu_s: float,
+    def _codec_point(self, codec: ImageCodec, setting, protocol: str, top: dict, coded: Coded, cpu_s: float,
                      wall_s: float, extra: dict | None = None) -> dict:
         return {"system": codec.name, "setting": setting, "setting_name": codec.setting_name,
                 "library": codec.library(), "protocol": protocol, "payload_bpp": coded.payload_bpp,
@@ -225,7 +225,7 @@ class Sweep:
                     time.time() - started, {"coding_cpu_s": coding})))
         return records
 
-    def nearest_settings(self, codec: Codec) -> list:
+    def nearest_settings(self, codec: ImageCodec) -> list:
         """The ladder settings nearest each target payload bpp, by the rates measured on the first 2,000
         *training* images (the test split chooses nothing)."""
         probe = self._hwc(self.train_images[:2000])
@@ -238,7 +238,7 @@ class Sweep:
                 chosen.append(best)
         return chosen
 
-    def _specialised(self, codec: Codec, setting, protocol: str) -> dict | None:
+    def _specialised(self, codec: ImageCodec, setting, protocol: str) -> dict | None:
         c = self.config
         name = codec.format_setting(setting)
         path = self.result_path(codec.name, name, protocol)

@@ -1,9 +1,8 @@
-"""``jointcodec encode``, ``classify`` (with top-1 against a split's labels) and ``export-edge``: real bitstreams
-from the command line."""
+"""``jointcodec encode`` and ``classify`` (with top-1 against a split's labels): real bitstreams from the command
+line."""
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
@@ -44,13 +43,6 @@ def add_classify(sub) -> None:
     add_data_options(p)
     p.add_argument("--json", default=None, help="write the predictions as JSON to this file")
     p.set_defaults(run=run_classify)
-
-
-def add_export_edge(sub) -> None:
-    p = sub.add_parser("export-edge")
-    p.add_argument("--checkpoint", default="default", help="run directory, .safetensors file, or shipped model")
-    p.add_argument("--out", required=True, help="folder for edge.safetensors, server.safetensors, deployment.json")
-    p.set_defaults(run=run_export_edge)
 
 
 def read_images(inputs: list[str], image_size: int, data_dir: str | None, download: bool) -> torch.Tensor:
@@ -171,12 +163,3 @@ def top1_against(predictions: list[dict], labels: list[int], spec: str) -> dict:
     correct = sum(p["label"] == label for p, label in zip(predictions, labels, strict=True))
     return {"top1": 100.0 * correct / len(labels), "correct": correct}
 
-
-def run_export_edge(args) -> int:
-    from jointcodec.deploy import export_split
-
-    written = export_split(args.checkpoint, args.out)
-    meta = json.loads((Path(args.out) / "deployment.json").read_text())
-    print(f"model {meta['fingerprint']}: edge part {written['edge']} (encoder, quantizer, context model), "
-          f"server part {written['server']} (quantizer, context model, classifier)")
-    return 0

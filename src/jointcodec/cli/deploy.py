@@ -1,6 +1,9 @@
-"""``jointcodec export --onnx`` (the torch-free edge side) and ``jointcodec serve`` (the receiver service)."""
+"""``jointcodec export`` (``--onnx``: the torch-free edge side; ``--split``: edge and server weight files),
+its old name ``export-edge``, and ``jointcodec serve`` (the receiver service)."""
 
 from __future__ import annotations
+
+import sys
 
 from jointcodec.errors import ConfigError
 
@@ -8,20 +11,45 @@ from jointcodec.errors import ConfigError
 def add_export(sub) -> None:
     p = sub.add_parser("export")
     p.add_argument("--checkpoint", default="default",
-                   help="run directory, .safetensors file (full or edge part), or shipped model name")
-    p.add_argument("--onnx", required=True, metavar="DIR",
-                   help="folder for encoder.onnx, context.onnx, context_int.npz and edge.json")
+                   help="run directory, .safetensors file (full, or the edge part for --onnx), or shipped model name")
+    form = p.add_mutually_exclusive_group(required=True)
+    form.add_argument("--onnx", metavar="DIR",
+                      help="folder for encoder.onnx, context.onnx, context_int.npz and edge.json (for the edge client)")
+    form.add_argument("--split", metavar="DIR",
+                      help="folder for edge.safetensors, server.safetensors and deployment.json")
     p.set_defaults(run=run_export)
 
 
+def add_export_edge(sub) -> None:
+    p = sub.add_parser("export-edge")
+    p.add_argument("--checkpoint", default="default", help="run directory, .safetensors file, or shipped model")
+    p.add_argument("--out", required=True, help="folder for edge.safetensors, server.safetensors, deployment.json")
+    p.set_defaults(run=run_export_edge)
+
+
 def run_export(args) -> int:
+    if args.split:
+        return _export_split(args.checkpoint, args.split)
     try:
-        from jointcodec.export_onnx import export_onnx, manifest_summary
+        from jointcodec.edge.onnx_export import export_onnx, manifest_summary
     except ImportError as err:
         raise ConfigError(f"export --onnx needs onnx, onnxscript and onnxruntime "
                           f"(pip install 'jointcodec[onnx]'): {err}") from err
     manifest = export_onnx(args.checkpoint, args.onnx)
     print(f"wrote {args.onnx}: {manifest_summary(manifest)}")
+    return 0
+
+
+def run_export_edge(args) -> int:
+    print(f"jointcodec: export-edge is now `jointcodec export --checkpoint {args.checkpoint} --split {args.out}`",
+          file=sys.stderr)
+    return _export_split(args.checkpoint, args.out)
+
+
+def _export_split(checkpoint: str, out: str) -> int:
+    from jointcodec.edge.split import export_split, split_summary
+
+    print(split_summary(out, export_split(checkpoint, out)))
     return 0
 
 

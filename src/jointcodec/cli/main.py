@@ -133,8 +133,7 @@ def run_evaluate(args) -> int:
         result.update(evaluate_coded(model, data, args.batch_size, result["bpp_estimated"]))
         print(format_coded(result))
     if args.reconstruct:
-        from jointcodec.evaluation.reconstruction import evaluate_reconstruction, format_reconstruction
-        from jointcodec.reconstruction import load_decoder_for
+        from jointcodec.reconstruction import evaluate_reconstruction, format_reconstruction, load_decoder_for
 
         decoder, _ = load_decoder_for(model, args.checkpoint, args.decoder)
         result.update(evaluate_reconstruction(model, decoder, data, args.batch_size))
@@ -188,8 +187,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "compress images into a .jcc bitstream (the edge side)"),
     "classify": ("jointcodec.cli.coding:add_classify",
                  "decode .jcc bitstreams and classify them (the server side)"),
-    "export-edge": ("jointcodec.cli.coding:add_export_edge",
-                    "split a checkpoint into edge and server weight files"),
+    "export-edge": ("jointcodec.cli.deploy:add_export_edge", "old name of `export --split` (still works)"),
     "reconstruct": ("jointcodec.cli.reconstruct:add_reconstruct",
                     "decode .jcc bitstreams and rebuild their images with a decoder"),
     "train-decoder": ("jointcodec.cli.reconstruct:add_train_decoder",
@@ -198,7 +196,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "edge efficiency: encoder size, MACs, memory, latency, throughput, energy against JPEG, WebP, "
               "CompressAI and on-device classifiers"),
     "export": ("jointcodec.cli.deploy:add_export",
-               "export the edge side (encoder + quantizer, context model) for ONNX Runtime"),
+               "export a model for deployment: ONNX edge files (--onnx) or edge and server weight files (--split)"),
     "serve": ("jointcodec.cli.deploy:add_serve",
               "run the receiver service: POST .jcc bitstreams, get predictions (HTTP)"),
     "baseline": ("jointcodec.cli.baselines:add_baseline",

@@ -59,8 +59,8 @@ def run_train_decoder(args) -> int:
 def run_reconstruct(args) -> int:
     from PIL import Image
 
-    from jointcodec.api import Codec
     from jointcodec.reconstruction import load_decoder_for, reconstruct, to_uint8
+    from jointcodec.serve.codec import Codec
     from jointcodec.utils import atomic_write
 
     codec = Codec.load(args.checkpoint)

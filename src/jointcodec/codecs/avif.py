@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jointcodec.codecs.base import Codec, CodecError, Layout, PayloadCutError, Setting
+from jointcodec.codecs.base import CodecError, ImageCodec, Layout, PayloadCutError, Setting
 from jointcodec.codecs.isobmff import primary_item
 
 SHARED_OBUS = {1: "sequence header", 2: "temporal delimiter"}
@@ -54,7 +54,7 @@ def av1_layout(data: bytes) -> Layout:
     return Layout(len(data), tuple(payload), item.framing)
 
 
-class Avif(Codec):
+class Avif(ImageCodec):
     name = "avif"
     description = "AVIF, AV1 intra 4:2:0 (libaom via libavif, speed 6)"
     setting_name = "quality"

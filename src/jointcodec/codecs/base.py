@@ -73,8 +73,9 @@ class Layout:
         return b"".join(keep)
 
 
-class Codec(ABC):
-    """encode(image, setting) -> bytes, decode(bytes) -> image, and the payload cut of its format.
+class ImageCodec(ABC):
+    """A classic image codec (JPEG, WebP, ...): encode(image, setting) -> bytes, decode(bytes) -> image, and the
+    payload cut of its format.
 
     Images are ``(H, W, 3)`` uint8 RGB arrays. A *setting* is the codec's own rate knob (quality,
     distance or PSNR target), ``ladder`` the settings the baseline sweep runs by default, ordered from

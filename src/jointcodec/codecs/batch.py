@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from jointcodec.codecs.base import Codec, CodecError, Setting
+from jointcodec.codecs.base import CodecError, ImageCodec, Setting
 
 CHUNK = 250
 
@@ -75,7 +75,7 @@ class Coded:
 
 
 @functools.cache
-def _codec(name: str) -> Codec:
+def _codec(name: str) -> ImageCodec:
     from jointcodec.codecs import get_codec
 
     return get_codec(name)
@@ -102,13 +102,13 @@ def code_chunk(name: str, setting: Setting, images: np.ndarray) -> dict:
     return {"decoded": decoded, "files": files, "payload": payload, "inexact": inexact, **times}
 
 
-def _checked(codec: Codec, image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def _checked(codec: ImageCodec, image: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if image.shape != shape:
         raise CodecError(f"{codec.name} decoded a {image.shape} image from a {shape} original")
     return image
 
 
-def code_images(codec: Codec | str, images: np.ndarray, setting: Setting, workers: int = 1,
+def code_images(codec: ImageCodec | str, images: np.ndarray, setting: Setting, workers: int = 1,
                 progress: bool = False, desc: str | None = None) -> Coded:
     """Code ``images`` (N, H, W, 3) uint8 at ``setting``; ``workers`` > 1 runs chunks in parallel processes."""
     name = codec if isinstance(codec, str) else codec.name

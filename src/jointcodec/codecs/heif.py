@@ -23,7 +23,7 @@ import io
 
 import numpy as np
 
-from jointcodec.codecs.base import Codec, CodecError, Layout, PayloadCutError, Setting
+from jointcodec.codecs.base import CodecError, ImageCodec, Layout, PayloadCutError, Setting
 from jointcodec.codecs.isobmff import primary_item
 
 CHROMA = 420
@@ -52,7 +52,7 @@ def hevc_layout(data: bytes) -> Layout:
     return Layout(len(data), tuple(payload), tuple(framing))
 
 
-class Heif(Codec):
+class Heif(ImageCodec):
     name = "heif"
     description = "HEVC intra 4:2:0 in HEIF (x265 via libheif, padded to 64x64)"
     setting_name = "quality"

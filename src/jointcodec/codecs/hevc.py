@@ -31,7 +31,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from jointcodec.codecs.base import Codec, CodecError, Layout, PayloadCutError, Setting
+from jointcodec.codecs.base import CodecError, ImageCodec, Layout, PayloadCutError, Setting
 
 START = b"\x00\x00\x01"
 END_OF_BITSTREAM = 37
@@ -114,7 +114,7 @@ def _x265_encode(image: np.ndarray, qp: int, params: str = X265_PARAMS) -> bytes
     return b"".join(bytes(packet) for packet in packets) + EOB
 
 
-class Hevc(Codec):
+class Hevc(ImageCodec):
     name = "hevc"
     description = "HEVC intra 4:2:0 at the image's size (x265 via PyAV, CTU 32, veryslow; the BPG stand-in)"
     setting_name = "QP"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jointcodec.codecs.base import Codec, Layout, PayloadCutError, Setting
+from jointcodec.codecs.base import ImageCodec, Layout, PayloadCutError, Setting
 from jointcodec.codecs.pillow_io import pillow_decode, pillow_encode, pillow_library
 
 SOI, EOI, SOS = 0xD8, 0xD9, 0xDA
@@ -65,7 +65,7 @@ def scan_spans(data: bytes) -> tuple[tuple[int, int], ...]:
     return tuple(spans)
 
 
-class _Jpeg(Codec):
+class _Jpeg(ImageCodec):
     setting_name = "quality"
     setting_type = int
     setting_range = (1, 100)

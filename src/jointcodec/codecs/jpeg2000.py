@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jointcodec.codecs.base import Codec, Layout, PayloadCutError, Setting
+from jointcodec.codecs.base import ImageCodec, Layout, PayloadCutError, Setting
 from jointcodec.codecs.pillow_io import pillow_decode, pillow_encode, pillow_library
 
 SOC, SOT, SOD, EOC = b"\xff\x4f", b"\xff\x90", b"\xff\x93", b"\xff\xd9"
@@ -52,7 +52,7 @@ def tile_part_layout(data: bytes) -> Layout:
     return Layout(n, tuple(payload), tuple(framing))
 
 
-class Jpeg2000(Codec):
+class Jpeg2000(ImageCodec):
     name = "jpeg2000"
     description = "JPEG 2000 (OpenJPEG, 9/7 + ICT, 3 resolution levels, PSNR target)"
     setting_name = "PSNR target (dB)"

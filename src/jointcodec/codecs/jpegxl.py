@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jointcodec.codecs.base import Codec, CodecError, Layout, PayloadCutError, Setting
+from jointcodec.codecs.base import CodecError, ImageCodec, Layout, PayloadCutError, Setting
 
 EFFORT = 7
 MAX_SINGLE_GROUP = 256  # VarDCT group size: larger images have several sections, not cut here
@@ -154,7 +154,7 @@ def jxl_layout(data: bytes) -> Layout:
     return Layout(len(data), ((start, len(data)),), ((toc_start, start),))
 
 
-class JpegXL(Codec):
+class JpegXL(ImageCodec):
     name = "jpegxl"
     description = "JPEG XL lossy (libjxl VarDCT, effort 7)"
     setting_name = "distance"

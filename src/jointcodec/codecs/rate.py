@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jointcodec.codecs.base import Codec, Setting
+from jointcodec.codecs.base import ImageCodec, Setting
 from jointcodec.codecs.batch import code_images
 
 
@@ -24,7 +24,7 @@ class Search:
     probes: list[tuple[Setting, float]] = field(default_factory=list)
 
 
-def find_setting(codec: Codec, images: np.ndarray, target_bpp: float, tolerance: float = 0.02,
+def find_setting(codec: ImageCodec, images: np.ndarray, target_bpp: float, tolerance: float = 0.02,
                  max_probes: int = 14, workers: int = 1) -> Search:
     """Bisect the codec's setting range for the mean payload bpp of ``images`` closest to ``target_bpp``.
 
@@ -67,7 +67,7 @@ def find_setting(codec: Codec, images: np.ndarray, target_bpp: float, tolerance:
     return Search(codec.name, target_bpp, best, cache[best], True, sorted(cache.items()))
 
 
-def measure_ladder(codec: Codec, images: np.ndarray, settings: tuple[Setting, ...] | None = None,
+def measure_ladder(codec: ImageCodec, images: np.ndarray, settings: tuple[Setting, ...] | None = None,
                    workers: int = 1, progress: bool = False) -> list[dict]:
     """Rate, PSNR and timings of each setting of the ladder (default: the codec's own) on ``images``."""
     rows = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from jointcodec.codecs.base import Codec, Layout, PayloadCutError, Setting
+from jointcodec.codecs.base import ImageCodec, Layout, PayloadCutError, Setting
 from jointcodec.codecs.pillow_io import pillow_decode, pillow_encode, pillow_library
 
 START_CODE = b"\x9d\x01\x2a"
@@ -40,7 +40,7 @@ def vp8_layout(data: bytes) -> Layout:
     return Layout(n, ((start, start + 3), (start + 10, end)), tuple(framing))
 
 
-class WebP(Codec):
+class WebP(ImageCodec):
     name = "webp"
     description = "WebP lossy (libwebp, method 6)"
     setting_name = "quality"

@@ -63,7 +63,7 @@ class FixedPointContext(IntegerContext):
     """The integer twin of a trained context model (and the quantizer's centers), for the coder."""
 
     def __init__(self, context: ContextModel3D, centers: torch.Tensor) -> None:
-        convs = [context.first, *context.hidden, context.last]
+        convs = _layers(context)
         scales = [IN_BITS] + [ACT_BITS] * (len(convs) - 1)
         out_scales = [ACT_BITS] * (len(convs) - 1) + [LOGIT_BITS]
         layers = []
@@ -82,17 +82,29 @@ class FixedPointContext(IntegerContext):
 
         super().__init__(levels=int(context.levels), kind=context.kind, kernel=int(context.kernel),
                          width=int(context.width), codes=_to_int(centers, IN_BITS), layers=layers,
-                         fingerprint=self._fingerprint(context, centers, len(layers)), schedule=schedule)
+                         fingerprint=fingerprint(context, centers), schedule=schedule)
 
-    @staticmethod
-    def _fingerprint(context: ContextModel3D, centers: torch.Tensor, layers: int) -> bytes:
-        """SHA-256 (first 8 bytes) of the scheme, the context's kind and size, its weights and the centers."""
-        digest = hashlib.sha256()
-        meta = {"scheme": SCHEME, "kind": context.kind, "levels": int(context.levels),
-                "kernel": int(context.kernel), "width": int(context.width), "layers": layers}
-        digest.update(json.dumps(meta, sort_keys=True).encode())
-        digest.update(centers.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
-        for name, tensor in sorted(context.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
-        return digest.digest()[:8]
+
+def _layers(context: ContextModel3D) -> list[torch.nn.Module]:
+    return [context.first, *context.hidden, context.last]
+
+
+def fingerprint(context: ContextModel3D, centers: torch.Tensor) -> bytes:
+    """The bitstream fingerprint of a context model and the quantizer's centers: SHA-256 (first 8 bytes) of the
+    scheme, the context's kind and size, its weights and the centers. Every ``.jcc`` file carries it, and
+    ``FixedPointContext.fingerprint`` is this value; computing it needs no integer model."""
+    digest = hashlib.sha256()
+    meta = {"scheme": SCHEME, "kind": context.kind, "levels": int(context.levels),
+            "kernel": int(context.kernel), "width": int(context.width), "layers": len(_layers(context))}
+    digest.update(json.dumps(meta, sort_keys=True).encode())
+    digest.update(centers.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
+    for name, tensor in sorted(context.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().to(torch.float32).contiguous().numpy().tobytes())
+    return digest.digest()[:8]
+
+
+def model_fingerprint(model) -> str:
+    """A JointModel's (or a split part's) bitstream fingerprint, hex: what its ``.jcc`` files, its split parts
+    and its decoders carry."""
+    return fingerprint(model.context, model.quantizer.centers).hex()

@@ -5,7 +5,7 @@ range-coded in *coding order*: the decoding steps of ``IntegerContext.coding_ord
 other, raster order within a step. Decoding runs a batch of images together: per step it evaluates the
 integer network only at that step's positions (``IncrementalContext``), turns the logits into
 frequencies, and pulls that step's symbols out of each image's stream with one constriction call.
-No torch here (``jointcodec.entropy.codec`` wraps these functions for torch tensors).
+No torch here (``jointcodec.entropy.torch_payloads`` wraps these functions for torch tensors).
 """
 
 from __future__ import annotations

@@ -1,8 +1,15 @@
-"""The receiver service (``jointcodec serve``): classify ``.jcc`` bitstreams over HTTP (FastAPI + uvicorn)."""
+"""The server side: read ``.jcc`` bitstreams and classify them.
+
+* ``codec``: ``Codec``, the model that decodes and classifies (it also compresses, for torch users);
+* ``app`` and ``worker``: the receiver service (``jointcodec serve``), classification over HTTP (FastAPI +
+  uvicorn) with micro-batching across requests;
+* ``settings``: the service's limits and thread counts.
+"""
 
 from __future__ import annotations
 
-_LAZY = {"create_app": "jointcodec.serve.app", "ServeSettings": "jointcodec.serve.settings"}
+_LAZY = {"Codec": "jointcodec.serve.codec", "create_app": "jointcodec.serve.app",
+         "ServeSettings": "jointcodec.serve.settings"}
 
 __all__ = list(_LAZY)
 

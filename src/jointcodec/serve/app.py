@@ -24,7 +24,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from jointcodec.api import Codec, prediction_entries
 from jointcodec.bitstream import (
     FORMAT_VERSION,
     BitstreamError,
@@ -36,6 +35,7 @@ from jointcodec.bitstream import (
     unpack,
 )
 from jointcodec.errors import JointCodecError
+from jointcodec.serve.codec import Codec, prediction_entries
 from jointcodec.serve.settings import ServeSettings
 from jointcodec.serve.worker import BusyError, ClassifierPool, RequestTimeoutError
 
@@ -88,7 +88,7 @@ def limit_blas_threads(threads: int) -> None:
 def expected_latent_shape(codec: Codec) -> tuple[int, int, int]:
     """The latent shape the model's encoder produces for its input size (the server part has no encoder:
     a freshly built one of the same preset gives the shape)."""
-    from jointcodec.deploy import MissingPart
+    from jointcodec.checkpoint import MissingPart
     from jointcodec.models import create_model, preset_from_dict
 
     preset = codec.config["preset"]

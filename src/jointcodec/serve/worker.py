@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from jointcodec.api import Codec
 from jointcodec.bitstream import Container, CorruptBitstreamError
 from jointcodec.entropy.payloads import PayloadDecodeError, decode_latents
 from jointcodec.errors import JointCodecError
+from jointcodec.serve.codec import Codec
 
 
 class BusyError(JointCodecError):

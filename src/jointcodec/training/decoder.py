@@ -32,8 +32,14 @@ from jointcodec.checkpoint import load_trainer_state, save_trainer_state
 from jointcodec.data import LazyImages, load_split, normalize
 from jointcodec.errors import CheckpointError, ConfigError
 from jointcodec.models import JointModel
-from jointcodec.models.decoders import create_decoder, default_decoder_args
-from jointcodec.reconstruction import DECODER_WEIGHTS, decoder_record, load_decoder, save_decoder
+from jointcodec.reconstruction import (
+    DECODER_WEIGHTS,
+    create_decoder,
+    decoder_record,
+    default_decoder_args,
+    load_decoder,
+    save_decoder,
+)
 from jointcodec.training.history import History
 from jointcodec.training.hyperparameters import DecoderTrainConfig, Recipe
 from jointcodec.training.recipe import JointTask, training_split
@@ -74,7 +80,7 @@ def _loss(decoder: torch.nn.Module, values: torch.Tensor, target: torch.Tensor, 
     out = decoder(values)
     loss = F.mse_loss(out, target)
     if ms_ssim_weight:
-        from jointcodec.evaluation.reconstruction import ms_ssim
+        from jointcodec.reconstruction import ms_ssim
 
         loss = loss + ms_ssim_weight * (1 - ms_ssim(target, out, differentiable=True).mean())
     return loss
@@ -83,8 +89,7 @@ def _loss(decoder: torch.nn.Module, values: torch.Tensor, target: torch.Tensor, 
 @torch.no_grad()
 def _val_psnr(decoder: torch.nn.Module, model: JointModel, symbols: torch.Tensor,
               images: torch.Tensor | LazyImages) -> float:
-    from jointcodec.evaluation.reconstruction import psnr
-    from jointcodec.reconstruction import reconstruct, to_uint8
+    from jointcodec.reconstruction import psnr, reconstruct, to_uint8
 
     out = to_uint8(reconstruct(decoder, model.quantizer.dequantize(symbols.long()), EVAL_BATCH))
     # Batch by batch: a streamed data set is never one tensor.
@@ -99,7 +104,8 @@ def train_decoder(config: DecoderTrainConfig) -> dict:
 
 
 def _train_frozen(config: DecoderTrainConfig) -> dict:
-    from jointcodec.deploy import fingerprint, load_codec_model
+    from jointcodec.checkpoint import load_model as load_codec_model
+    from jointcodec.entropy import model_fingerprint as fingerprint
 
     out = Path(config.out)
     model, model_config = load_codec_model(config.checkpoint)
@@ -189,7 +195,7 @@ def _train_frozen(config: DecoderTrainConfig) -> dict:
 def _test(model, model_config, decoder, config, out: Path, digest: str, args: dict, record_base: dict,
           history: History) -> dict:
     """Test PSNR / MS-SSIM; written to ``decoder_eval_test.json`` and into the decoder's metadata."""
-    from jointcodec.evaluation.reconstruction import evaluate_reconstruction
+    from jointcodec.reconstruction import evaluate_reconstruction
 
     test = load_split(model_config["dataset"], "test", config.data_dir, config.download,
                       model_config["preset"]["image_size"])
@@ -208,7 +214,7 @@ def _test(model, model_config, decoder, config, out: Path, digest: str, args: di
 def _train_joint(config: DecoderTrainConfig) -> dict:
     """Codec model and decoder together: the main loop with :class:`JointDecoderTask`."""
     from jointcodec.checkpoint import load_model
-    from jointcodec.deploy import fingerprint
+    from jointcodec.entropy import model_fingerprint as fingerprint
     from jointcodec.training.hyperparameters import RunSettings
     from jointcodec.training.recipe import train
 
@@ -232,7 +238,7 @@ def _train_joint(config: DecoderTrainConfig) -> dict:
     task = JointDecoderTask(run, decoder, args, source_config["preset"]["name"], config)
     result = train(recipe, run, task)
     if config.test_at_end:
-        from jointcodec.evaluation.reconstruction import evaluate_reconstruction
+        from jointcodec.reconstruction import evaluate_reconstruction
 
         model, model_config = load_model(out)
         test = load_split(model_config["dataset"], "test", config.data_dir, config.download,
@@ -271,7 +277,7 @@ class JointDecoderTask(JointTask):
         return {"joint_decoder": {"mse_weight": self.config.mse_weight}}
 
     def save(self, out: Path, model, recipe, preset, classes: list[str], epoch: int, history: list[dict]) -> None:
-        from jointcodec.deploy import fingerprint
+        from jointcodec.entropy import model_fingerprint as fingerprint
 
         super().save(out, model, recipe, preset, classes, epoch, history)
         record = decoder_record(DECODER_KIND, self.args, fingerprint(model), self.preset_name, epoch=epoch,

@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from jointcodec.checkpoint import load_model, read_config, resolve_weights
 from jointcodec.data import ImageSet
-from jointcodec.deploy import fingerprint
+from jointcodec.entropy import model_fingerprint as fingerprint
 from jointcodec.errors import ConfigError
 from jointcodec.models import JointModel, JointOutput, Preset, create_model
 from jointcodec.training.history import History

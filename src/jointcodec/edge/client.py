@@ -1,11 +1,5 @@
 """The edge client: images -> ``.jcc`` bitstreams with numpy, onnxruntime and constriction only (no torch).
 
-    from jointcodec.edge import EdgeEncoder
-    edge = EdgeEncoder("deploy/onnx")                 # written by `jointcodec export --onnx deploy/onnx`
-    data = edge.compress(images)                      # uint8 (N, 3, S, S) -> bytes of one .jcc file
-
-    python -m jointcodec.edge deploy/onnx photo.png batch.npy test.npz[:100] -o out.jcc
-
 The encoder and quantizer run as ``encoder.onnx`` (ONNX Runtime). The symbols are range-coded with the exact
 integer context model from ``context_int.npz``, evaluated by the same numpy code the server decodes with
 (``jointcodec.entropy.integer`` and ``payloads``): the coder must see the server's integers bit for bit, which a
@@ -185,7 +179,3 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.output}: {len(images)} images, {len(data)} bytes ({8 * len(data) / pixels:.4f} bpp file); "
           f"model {edge.fingerprint.hex()}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,15 +1,14 @@
-"""Optional image reconstruction on the server: decoder weights files and their link to a codec model.
+"""Decoder weights files and their link to a codec model.
 
 A decoder ships as ``decoder.safetensors`` beside a codec checkpoint (a run directory, or a shipped
 model's folder), never inside ``model.safetensors``: the bitstream model and its files stay unchanged.
 Its metadata carries the decoder's kind and arguments and the **fingerprint of the model it belongs to**
-(the bitstream fingerprint, ``jointcodec.deploy.fingerprint``; the server part carries it too). A decoder
+(the bitstream fingerprint, ``jointcodec.entropy.model_fingerprint``; the server part carries it too). A decoder
 whose fingerprint differs from the loaded model's is refused: it was trained on another model's latents
 and would rebuild nonsense without any error.
 
     model, config = jointcodec.load_model("default")
     decoder, record = load_decoder_for(model, "default")     # default/decoder.safetensors
-    images = reconstruct(decoder, model.quantizer.dequantize(symbols))   # float in [0, 1]
 """
 
 from __future__ import annotations
@@ -17,13 +16,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import load_file, save_file
 from torch import nn
 
+from jointcodec.checkpoint import read_metadata, resolve_weights
+from jointcodec.entropy.fixedpoint import model_fingerprint
 from jointcodec.errors import CheckpointError
-from jointcodec.models.decoders import create_decoder
+from jointcodec.reconstruction.decoders import create_decoder
 from jointcodec.utils import atomic_write
 
 DECODER_WEIGHTS = "decoder.safetensors"
@@ -51,19 +51,11 @@ def save_decoder(path: str | Path, decoder: nn.Module, record: dict) -> None:
 
 def read_decoder_record(path: str | Path) -> dict:
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            raw = (f.metadata() or {}).get(DECODER_METADATA_KEY)
-    except (SafetensorError, OSError) as err:
-        raise CheckpointError(f"{path} is not a readable safetensors file: {err}") from err
-    if raw is None:
+    record = read_metadata(path, DECODER_METADATA_KEY, "decoder record")
+    if record is None:
         raise CheckpointError(f"{path} is not a jointcodec decoder (no decoder metadata); "
                               "decoders are written by `jointcodec train-decoder`")
-    try:
-        record = json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{path} carries damaged decoder metadata: {err}") from err
-    if not isinstance(record, dict) or record.get("format") != DECODER_FORMAT:
+    if record.get("format") != DECODER_FORMAT:
         raise CheckpointError(f"{path} is not a jointcodec decoder")
     if record.get("version") != DECODER_VERSION:
         raise CheckpointError(f"{path}: unsupported decoder version {record.get('version')} "
@@ -91,8 +83,6 @@ def load_decoder(path: str | Path, fingerprint: str | None = None) -> tuple[nn.M
 
 def default_decoder_path(checkpoint: str | Path) -> Path:
     """Where a checkpoint's decoder lives: ``decoder.safetensors`` in the folder of its weights."""
-    from jointcodec.checkpoint import resolve_weights
-
     return resolve_weights(checkpoint).parent / DECODER_WEIGHTS
 
 
@@ -118,18 +108,4 @@ def _fingerprint_of(obj) -> str:
     fingerprint = getattr(obj, "fingerprint", None)  # a Codec
     if isinstance(fingerprint, bytes):
         return fingerprint.hex()
-    from jointcodec.deploy import fingerprint as model_fingerprint
-
     return model_fingerprint(obj)
-
-
-@torch.no_grad()
-def reconstruct(decoder: nn.Module, values: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Latent center values (N, C, h, w) -> images (N, 3, H, W) float in [0, 1]."""
-    decoder.eval()
-    return torch.cat([decoder(values[i:i + batch_size]) for i in range(0, len(values), batch_size)])
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Float images in [0, 1] -> uint8, rounded (what a PNG holds and what PSNR is measured on)."""
-    return (images.clamp(0, 1) * 255).round().to(torch.uint8)

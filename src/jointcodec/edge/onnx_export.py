@@ -12,7 +12,7 @@ DIR receives
 * ``edge.json``: fingerprint, preset, levels, centers, shapes, classes, file checksums, and the export-time check
   of ONNX against torch.
 
-``jointcodec.edge`` reads DIR with numpy, onnxruntime and constriction only.
+``jointcodec.edge.client`` reads DIR with numpy, onnxruntime and constriction only.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from jointcodec.bitstream import FORMAT_VERSION
+from jointcodec.checkpoint import MissingPart, load_model
 from jointcodec.data.augment import MEAN, STD
-from jointcodec.deploy import MissingPart, load_codec_model
-from jointcodec.edge import CONTEXT_FILE, EDGE_FORMAT, ENCODER_FILE, INTEGER_FILE, MANIFEST
+from jointcodec.edge.client import CONTEXT_FILE, EDGE_FORMAT, ENCODER_FILE, INTEGER_FILE, MANIFEST
 from jointcodec.entropy import FixedPointContext
 from jointcodec.errors import ConfigError
 from jointcodec.models import JointModel
@@ -87,13 +87,13 @@ def _sha256(data: bytes) -> str:
 def export_onnx(checkpoint: str | Path, out_dir: str | Path, check_images: int = 64) -> dict:
     """Write the edge export into ``out_dir`` and return its manifest (``edge.json``).
 
-    ``checkpoint``: a full checkpoint, a shipped model name, or the edge part of ``export-edge``.
+    ``checkpoint``: a full checkpoint, a shipped model name, or the edge part of ``export --split``.
     ``check_images`` random images go through ONNX Runtime and torch at export time; their agreement is
     recorded in the manifest (the full CIFAR-10 figure comes from ``experiments/edge_accuracy.py``).
     """
     import onnxruntime as ort
 
-    model, config = load_codec_model(checkpoint)
+    model, config = load_model(checkpoint)
     if isinstance(model.encoder, MissingPart):
         raise ConfigError("export --onnx needs the encoder: give a full checkpoint or the edge part, "
                           "not the server part")

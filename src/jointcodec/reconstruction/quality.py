@@ -20,7 +20,7 @@ import torch
 
 from jointcodec.data import ImageSet
 from jointcodec.models import JointModel
-from jointcodec.reconstruction import reconstruct, to_uint8
+from jointcodec.reconstruction.decoders import reconstruct, to_uint8
 
 MS_SSIM_KERNEL = 7
 MS_SSIM_SIGMA = 1.5

@@ -2,7 +2,7 @@
 
 The decoder reads the same center values the classifier reads, so attaching one changes neither the
 bitstream nor the labels. It is shipped as its own weights file beside a codec checkpoint
-(``jointcodec.reconstruction``), never inside ``model.safetensors``.
+(``jointcodec.reconstruction.files``), never inside ``model.safetensors``.
 
 ``UpsamplingDecoder``: 3x3 conv -> residual block at the latent's resolution -> one sub-pixel
 (PixelShuffle) step per factor of 2, each followed by a residual block -> 3x3 conv -> sigmoid.
@@ -87,3 +87,15 @@ def create_decoder(kind: str, args: dict) -> nn.Module:
         return DECODERS[kind](**args)
     except TypeError as err:
         raise ConfigError(f"bad arguments for a {kind} decoder: {err}") from err
+
+
+@torch.no_grad()
+def reconstruct(decoder: nn.Module, values: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Latent center values (N, C, h, w) -> images (N, 3, H, W) float in [0, 1]."""
+    decoder.eval()
+    return torch.cat([decoder(values[i:i + batch_size]) for i in range(0, len(values), batch_size)])
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Float images in [0, 1] -> uint8, rounded (what a PNG holds and what PSNR is measured on)."""
+    return (images.clamp(0, 1) * 255).round().to(torch.uint8)
