@@ -17,12 +17,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from jointcodec.checkpoint import WEIGHTS, load_tagged_model, save_model
-from jointcodec.data import ImageSet, normalize, train_val_split
+from jointcodec.data import ImageSet, normalize
 from jointcodec.errors import ConfigError
 from jointcodec.evaluation import accuracy_metrics, count_macs, count_params
 from jointcodec.models import Preset, preset_from_dict
 from jointcodec.models.receiver import ImageClassifier, create_image_classifier
-from jointcodec.training.recipe import EVAL_BATCH, JointTask, TrainConfig
+from jointcodec.training.recipe import EVAL_BATCH, JointTask, TrainConfig, split_for_training
 
 FORMAT = "jointcodec-receiver"
 FORMAT_VERSION = 1
@@ -53,8 +53,7 @@ class ReceiverTask(JointTask):
         self.train, self.test, self.record = train, test, record
 
     def datasets(self, config: TrainConfig, preset: Preset) -> tuple[ImageSet, ImageSet | None]:
-        data = self.train.subset(slice(0, config.train_subset)) if config.train_subset else self.train
-        return train_val_split(data, config.val_size, config.seed)
+        return split_for_training(self.train, config)
 
     def test_set(self, config: TrainConfig, preset: Preset) -> ImageSet:
         return self.test

@@ -188,7 +188,11 @@ def training_split(recipe: Recipe, data_dir: str | None, download: bool, image_s
     """The one rule that splits a data set's training images into fit and validation: the first
     ``train_subset`` images (0: all), of which ``val_size`` are held out by a seeded permutation. ImageFolder
     images are resized and cropped to ``image_size``, as ``evaluate`` does."""
-    data = load_split(recipe.dataset, "train", data_dir, download, image_size)
+    return split_for_training(load_split(recipe.dataset, "train", data_dir, download, image_size), recipe)
+
+
+def split_for_training(data: ImageSet, recipe: Recipe) -> tuple[ImageSet, ImageSet | None]:
+    """The rule itself, on images already loaded (tasks that bring their own images use it too)."""
     if recipe.train_subset:
         data = data.subset(slice(0, recipe.train_subset))
     return train_val_split(data, recipe.val_size, recipe.split_seed())
