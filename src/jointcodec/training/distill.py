@@ -10,7 +10,7 @@ loop (``recipe.train``) with :class:`DistillTask`:
        + CE(student's soft assignment, teacher's symbols)          imitation: send what the teacher sends
 
 The receiver runs in eval mode (its BatchNorm statistics are the deployed ones); the student's own
-BatchNorms train. Checkpoints are ordinary model checkpoints: ``evaluate``, ``encode``, ``export-edge``
+BatchNorms train. Checkpoints are ordinary model checkpoints: ``evaluate``, ``encode``, ``export``
 and ``train --init-from`` take them as they are.
 """
 
