@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from jointcodec.utils import atomic_write
+
 PROTOCOLS = ("clean", "robust", "fine-tuned", "scratch")
 
 
@@ -108,9 +110,7 @@ def write_block(doc: Path, dataset: str, markdown: str) -> int:
         return 1
     head, rest = text.split(begin, 1)
     tail = rest.split(end, 1)[1]
-    tmp = doc.with_suffix(doc.suffix + ".tmp")
-    tmp.write_text(f"{head}{begin}\n{markdown}\n{end}{tail}")
-    tmp.replace(doc)  # atomic: the page is never half written
+    atomic_write(doc, lambda tmp: Path(tmp).write_text(f"{head}{begin}\n{markdown}\n{end}{tail}"))
     return 0
 
 
