@@ -154,6 +154,26 @@ def test_sweep_cli_end_to_end_on_real_cifar(cli_env: dict[str, str], tmp_path: P
     assert again.returncode == 0 and "[robust]" not in again.stdout
 
 
+def test_robust_from_clean_starts_from_the_clean_receiver(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """--robust-from-clean: the robust receiver is the clean one trained on the pool; test points name it."""
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    common = ["--codec", "jpeg420", "--epochs", "1", "--train-subset", "300", "--test-subset", "100",
+              "--val-size", "60", "--results", str(results), "--runs", str(runs), "--cache-dir",
+              str(tmp_path / "cache"), "--no-progress", "--robust-from-clean", "1"]
+    base = [sys.executable, "-m", "jointcodec.cli.main", "sweep"]
+    early = subprocess.run([*base, "robust", *common], env=cli_env, capture_output=True, text=True, timeout=600)
+    assert early.returncode != 0 and "clean stage first" in early.stderr and "Traceback" not in early.stderr
+    proc = subprocess.run([*base, "clean", "robust", "test", "--first", "1", *common], env=cli_env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((results / "receivers" / "robust-from-clean.json").read_text())
+    assert record["init_from"] == str(runs / "clean") and record["recipe"]["warmup"] == 0.0
+    assert [row["epoch"] for row in record["history"]] == [1] and record["chosen_epoch"] in (0, 1)
+    assert not (runs / "robust").exists() and (runs / "robust-from-clean" / "receiver.safetensors").is_file()
+    point = json.loads((results / "jpeg420" / f"{get_codec('jpeg420').ladder[0]}-robust.json").read_text())
+    assert point["robust_receiver"] == "robust-from-clean"
+
+
 def test_sweep_cli_bad_flags_are_one_line_errors(cli_env: dict[str, str]) -> None:
     for flags in (["nosuchstage"], ["test", "--codec", "nosuchcodec"], ["clean", "--scratch", "jpeg420"],
                   ["clean", "--receiver", "airnet-xxl"]):

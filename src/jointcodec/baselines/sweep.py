@@ -3,7 +3,9 @@
 Stages (each resumable; each finished point is one JSON file, ``RESULTS/<system>/<setting>-<protocol>.json``):
 
 ``clean``     the receiver trained and tested on clean images: the ceiling, system ``clean`` (24 bpp).
-``robust``    the receiver trained once on the codec-robust pool (:mod:`jointcodec.baselines.robust`).
+``robust``    the receiver trained once on the codec-robust pool (:mod:`jointcodec.baselines.robust`): from
+              scratch with the full recipe, or (``robust_from_clean``) the clean receiver trained a few more
+              epochs on the pool, which costs a fraction and reads as well on validation (docs/baselines.md).
 ``test``      the robust receiver on every codec x ladder setting of the test split (protocol ``robust``).
 ``finetune``  at each codec's ladder setting nearest each target bpp: the robust receiver fine-tuned on that
               setting alone, the epoch chosen on validation (protocol ``fine-tuned``).
@@ -45,6 +47,8 @@ class SweepConfig:
     split_seed: int = 0
     pool_versions: int = 3  # coded versions per training image in the robust pool
     p_clean: float = 0.1  # chance an image of a robust epoch is the clean one (keeps the clean ceiling close)
+    robust_from_clean: int = 0  # > 0: the robust receiver is the clean one trained this many epochs on the pool
+    robust_from_clean_lr: float = 0.4  # the larger of the two fine-tuning rates measured: the pool is a larger shift
     finetune_epochs: int = 2
     finetune_lr: float = 0.1  # chosen on validation over 0.4 (docs/baselines.md): robust weights are near an optimum
     targets: tuple[float, ...] = (0.4, 0.8)  # payload bpp near which the specialised points are made
@@ -58,6 +62,11 @@ class SweepConfig:
     workers: int = 1
     progress: bool = True
     command: str = ""
+
+    @property
+    def robust_name(self) -> str:
+        """The robust receiver's folder under ``runs`` and its record under ``results/receivers``."""
+        return "robust-from-clean" if self.robust_from_clean else "robust"
 
     def codec_list(self) -> list[ImageCodec]:
         from jointcodec.codecs import CODECS
@@ -123,6 +132,8 @@ class Sweep:
 
     def _write_point(self, path: Path, record: dict) -> dict:
         c = self.config
+        if record["protocol"] in ("robust", "fine-tuned"):
+            record = {**record, "robust_receiver": c.robust_name}
         record = {**record, "dataset": c.dataset, "receiver": c.recipe.preset, "n_test": len(self.test_labels),
                   "command": c.command, "machine": _machine(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         atomic_write_json(path, record)
@@ -181,7 +192,7 @@ class Sweep:
     def robust(self) -> Path:
         """Train the codec-robust receiver; returns its folder."""
         c = self.config
-        out = c.runs / "robust"
+        out = c.runs / c.robust_name
         pool, rows = self._pool()
         source = RobustSource(pool[:, self.fit_idx], self.train_images[self.fit_idx],
                               self.train_labels[self.fit_idx], c.p_clean)
@@ -189,18 +200,28 @@ class Sweep:
         val = pool[0, self.val_idx], self.train_labels[self.val_idx]
         describe = {**self._describe("robust pool"), "codecs": sorted({r["codec"] for r in rows}),
                     "pool_versions": c.pool_versions, "p_clean": c.p_clean}
-        summary = train_receiver(source, self.num_classes, c.recipe, out, val=val, describe=describe,
-                                 progress=c.progress, log=self.log)
+        recipe, init = c.recipe, None
+        if c.robust_from_clean:
+            init = c.runs / "clean"
+            if not (init / "receiver.safetensors").is_file():
+                raise ConfigError(f"--robust-from-clean starts from the clean receiver, and {init} has none: "
+                                  "run the clean stage first")
+            # A shift to coded images, not a new task: no warm-up, and the epoch is chosen on validation.
+            recipe = ReceiverRecipe(**{**asdict(c.recipe), "epochs": c.robust_from_clean,
+                                       "lr": c.robust_from_clean_lr, "warmup": 0.0})
+        summary = train_receiver(source, self.num_classes, recipe, out, val=val, init_from=init,
+                                 keep_best=init is not None, describe=describe, progress=c.progress, log=self.log)
         pool_cpu = [r["cpu_s"] for r in rows]
-        self._receiver_record("robust", summary, {"pool": rows, "pool_coding_cpu_s":
-                                                  sum(pool_cpu) if None not in pool_cpu else None, **describe})
+        self._receiver_record(c.robust_name, summary, {
+            "pool": rows, "pool_coding_cpu_s": sum(pool_cpu) if None not in pool_cpu else None, **describe,
+            **({"init_from": str(init), "recipe": asdict(recipe)} if init else {})})
         return out
 
     def test(self, only_targets: bool = False, first: int = 0) -> list[dict]:
         """The robust receiver on every codec x ladder setting (and on clean images); with ``only_targets``,
         only at the settings nearest the target rates (the headline points first, the rest of the ladders
         in a later run); with ``first``, only each ladder's ``first`` settings (its lowest rates)."""
-        model, _ = load_receiver(self.config.runs / "robust")
+        model, _ = load_receiver(self.config.runs / self.config.robust_name)
         records = []
         path = self.result_path("clean", "none", "robust")
         if not path.is_file():
@@ -253,7 +274,7 @@ class Sweep:
         if protocol == "fine-tuned":
             recipe = ReceiverRecipe(**{**asdict(c.recipe), "epochs": c.finetune_epochs, "lr": c.finetune_lr,
                                        "warmup": 0.0})
-            init = c.runs / "robust"
+            init = c.runs / c.robust_name
         else:
             recipe, init = c.recipe, None
         out = c.runs / protocol / codec.name / name

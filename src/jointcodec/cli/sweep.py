@@ -24,6 +24,10 @@ def add_sweep(sub) -> None:
     p.add_argument("--pool-versions", type=int, default=d.pool_versions,
                    help="coded versions of each training image in the codec-robust pool")
     p.add_argument("--p-clean", type=float, default=d.p_clean, help="share of clean images in a robust epoch")
+    p.add_argument("--robust-from-clean", type=int, default=d.robust_from_clean, metavar="EPOCHS",
+                   help="robust stage: train the clean receiver EPOCHS more on the pool instead of a new one from "
+                        "scratch (0 = from scratch); test and finetune then use that receiver")
+    p.add_argument("--robust-from-clean-lr", type=float, default=d.robust_from_clean_lr)
     p.add_argument("--finetune-epochs", type=int, default=d.finetune_epochs)
     p.add_argument("--finetune-lr", type=float, default=d.finetune_lr)
     p.add_argument("--targets", nargs="+", type=float, default=list(d.targets), metavar="BPP",
@@ -76,9 +80,12 @@ def run_sweep(args) -> int:
     for flag in ("epochs", "finetune_epochs", "pool_versions"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1")
+    if args.robust_from_clean < 0:
+        raise ConfigError("--robust-from-clean must be >= 0")
     config = SweepConfig(
         dataset=args.dataset, codecs=args.codec, recipe=ReceiverRecipe(preset=args.receiver, epochs=args.epochs),
         val_size=args.val_size, pool_versions=args.pool_versions, p_clean=args.p_clean,
+        robust_from_clean=args.robust_from_clean, robust_from_clean_lr=args.robust_from_clean_lr,
         finetune_epochs=args.finetune_epochs, finetune_lr=args.finetune_lr, targets=tuple(args.targets),
         scratch=_scratch(args.scratch), train_subset=args.train_subset, test_subset=args.test_subset,
         results=Path(args.results or f"docs/results/{args.dataset}/baselines"),
