@@ -18,7 +18,7 @@ from pathlib import Path
 
 from jointcodec.utils import atomic_write
 
-PROTOCOLS = ("clean", "robust", "fine-tuned", "scratch")
+PROTOCOLS = ("clean", "robust", "clean-receiver", "fine-tuned", "scratch")
 
 
 def load_points(folder: Path) -> list[dict]:
@@ -43,7 +43,8 @@ def points_table(points: list[dict]) -> str:
     for r in sorted(points, key=setting_order):
         psnr = f"{r['psnr_db']:.2f}" if r.get("psnr_db") is not None else ""
         coding = f"{r['coding_cpu_s'] / 60:.1f}" if r.get("coding_cpu_s") is not None else ""
-        lines.append(f"| `{r['system']}` | {r['setting']} | {r['protocol']} | {r['payload_bpp']:.3f} | "
+        protocol = r["protocol"] + (f" (lr {r['lr']:g})" if r["protocol"] == "fine-tuned" and "lr" in r else "")
+        lines.append(f"| `{r['system']}` | {r['setting']} | {protocol} | {r['payload_bpp']:.3f} | "
                      f"{r['file_bpp']:.3f} | {psnr} | {r['top1']:.2f} | {r['cpu_s'] / 60:.1f} | {coding} |")
     return "\n".join(lines)
 

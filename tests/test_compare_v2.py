@@ -87,14 +87,16 @@ def test_best_of_protocols_per_setting(tmp_path: Path) -> None:
     point_file(results, "hevc", 27, "scratch", 1.4, 84.0)
     point_file(results, "hevc", 35, "robust", 2.0, 88.0)
     point_file(results, "hevc", 35, "scratch", 2.0, 88.0)  # a tie goes to robust
+    point_file(results, "hevc", 40, "robust", 2.4, 88.5)
+    point_file(results, "hevc", 40, "clean-receiver", 2.4, 90.0)  # the clean receiver reads mild coding better
     points = cmp.codec_points(results, "cifar10")
     curve = codec_curve(points, "hevc")
     assert [(p.setting, p.protocol, p.top1) for p in curve] == [
-        ("22", "fine-tuned", 83.0), ("27", "robust", 86.0), ("35", "robust", 88.0)]
+        ("22", "fine-tuned", 83.0), ("27", "robust", 86.0), ("35", "robust", 88.0), ("40", "clean-receiver", 90.0)]
 
     joint = coded_eval(tmp_path / "L2.json", 2, 1.0, 85.0)
     (row,) = compare("cifar10", results, [joint], tmp_path / "docs", draw=False)["summary"]
-    assert [c["protocol"] for c in row["curve"]] == ["fine-tuned", "robust", "robust"]
+    assert [c["protocol"] for c in row["curve"]] == ["fine-tuned", "robust", "robust", "clean-receiver"]
     assert row["at_default"]["codec_top1"] == pytest.approx(83.0)  # the fine-tuned point, not robust's 80
     assert row["at_default"]["lead_points"] == pytest.approx(2.0)
 

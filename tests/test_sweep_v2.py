@@ -172,11 +172,17 @@ def test_robust_from_clean_starts_from_the_clean_receiver(cli_env: dict[str, str
     assert not (runs / "robust").exists() and (runs / "robust-from-clean" / "receiver.safetensors").is_file()
     point = json.loads((results / "jpeg420" / f"{get_codec('jpeg420').ladder[0]}-robust.json").read_text())
     assert point["robust_receiver"] == "robust-from-clean"
+    # clean-test: the clean receiver on each ladder's highest setting only, as protocol clean-receiver.
+    ceiling = subprocess.run([*base, "clean-test", "--last", "1", *common], env=cli_env, capture_output=True,
+                             text=True, timeout=600)
+    assert ceiling.returncode == 0, ceiling.stderr[-2000:]
+    written = sorted(p.name for p in results.glob("jpeg420/*-clean-receiver.json"))
+    assert written == [f"{get_codec('jpeg420').ladder[-1]}-clean-receiver.json"]
 
 
 def test_sweep_cli_bad_flags_are_one_line_errors(cli_env: dict[str, str]) -> None:
     for flags in (["nosuchstage"], ["test", "--codec", "nosuchcodec"], ["clean", "--scratch", "jpeg420"],
-                  ["clean", "--receiver", "airnet-xxl"]):
+                  ["clean", "--receiver", "airnet-xxl"], ["test", "--last", "-1"]):
         proc = subprocess.run([sys.executable, "-m", "jointcodec.cli.main", "sweep", *flags], env=cli_env,
                               capture_output=True, text=True, timeout=120)
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr

@@ -7,6 +7,8 @@ Stages (each resumable; each finished point is one JSON file, ``RESULTS/<system>
               scratch with the full recipe, or (``robust_from_clean``) the clean receiver trained a few more
               epochs on the pool, which costs a fraction and reads as well on validation (docs/baselines.md).
 ``test``      the robust receiver on every codec x ladder setting of the test split (protocol ``robust``).
+``clean-test`` the clean receiver on codec x ladder settings (protocol ``clean-receiver``): at high rates
+              it can read coded images better than the robust one, and the better receiver is the codec's.
 ``finetune``  at each codec's ladder setting nearest each target bpp: the robust receiver fine-tuned on that
               setting alone, the epoch chosen on validation (protocol ``fine-tuned``).
 ``scratch``   the full recipe from scratch on one setting alone (protocol ``scratch``; calibration).
@@ -217,32 +219,41 @@ class Sweep:
             **({"init_from": str(init), "recipe": asdict(recipe)} if init else {})})
         return out
 
-    def test(self, only_targets: bool = False, first: int = 0) -> list[dict]:
-        """The robust receiver on every codec x ladder setting (and on clean images); with ``only_targets``,
-        only at the settings nearest the target rates (the headline points first, the rest of the ladders
-        in a later run); with ``first``, only each ladder's ``first`` settings (its lowest rates)."""
-        model, _ = load_receiver(self.config.runs / self.config.robust_name)
+    def _settings(self, codec: ImageCodec, only_targets: bool, first: int, last: int) -> list:
+        if only_targets:
+            return self.nearest_settings(codec)
+        ladder = list(codec.ladder)[:first or None]
+        return ladder[-last:] if last else ladder
+
+    def test(self, only_targets: bool = False, first: int = 0, last: int = 0,
+             protocol: str = "robust") -> list[dict]:
+        """A receiver on every codec x ladder setting of the test split: the robust one (protocol ``robust``,
+        also on clean images), or the clean one (protocol ``clean-receiver``: where coding is mild, the
+        ceiling's receiver may read coded images better than the robust one). ``only_targets``: only the
+        settings nearest the target rates; ``first`` / ``last``: only each ladder's lowest / highest N."""
+        c = self.config
+        folder = c.runs / (c.robust_name if protocol == "robust" else "clean")
+        model, _ = load_receiver(folder)
         records = []
         path = self.result_path("clean", "none", "robust")
-        if not path.is_file():
+        if protocol == "robust" and not path.is_file():
             cpu0, started = time.process_time(), time.time()
-            top = evaluate(model, self.test_images, self.test_labels, progress=self.config.progress)
+            top = evaluate(model, self.test_images, self.test_labels, progress=c.progress)
             records.append(self._write_point(path, {
                 "system": "clean", "setting": "none", "setting_name": "none", "protocol": "robust",
                 "payload_bpp": CLEAN_BPP, "file_bpp": CLEAN_BPP, "psnr_db": None, "top1": top["top1"],
                 "top5": top["top5"], "cpu_s": time.process_time() - cpu0, "wall_s": time.time() - started}))
-        for codec in self.config.codec_list():
-            settings = self.nearest_settings(codec) if only_targets else codec.ladder[:first or None]
-            for setting in settings:
-                path = self.result_path(codec.name, codec.format_setting(setting), "robust")
+        for codec in c.codec_list():
+            for setting in self._settings(codec, only_targets, first, last):
+                path = self.result_path(codec.name, codec.format_setting(setting), protocol)
                 if path.is_file():
                     continue
                 cpu0, started = time.process_time(), time.time()
                 coded = self._coded(codec, setting, "test")
-                top = evaluate(model, self._decoded(coded), self.test_labels, progress=self.config.progress)
+                top = evaluate(model, self._decoded(coded), self.test_labels, progress=c.progress)
                 coding = self._coding_cpu_s(coded) or 0.0
                 records.append(self._write_point(path, self._codec_point(
-                    codec, setting, "robust", top, coded, coding + time.process_time() - cpu0,
+                    codec, setting, protocol, top, coded, coding + time.process_time() - cpu0,
                     time.time() - started, {"coding_cpu_s": coding})))
         return records
 
@@ -313,19 +324,19 @@ class Sweep:
         return records
 
 
-STAGES = ("clean", "robust", "test", "finetune", "scratch")
+STAGES = ("clean", "robust", "test", "clean-test", "finetune", "scratch")
 
 
 def run_stages(config: SweepConfig, stages: list[str], only_targets: bool = False, first: int = 0,
-               log=print) -> None:
+               last: int = 0, log=print) -> None:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     sweep = Sweep(config, log)
     for stage in stages:
         log(f"== stage {stage}")
-        if stage == "test":
-            sweep.test(only_targets, first)
+        if stage in ("test", "clean-test"):
+            sweep.test(only_targets, first, last, "robust" if stage == "test" else "clean-receiver")
         else:
             getattr(sweep, stage)()
 

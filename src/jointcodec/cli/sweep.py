@@ -33,9 +33,11 @@ def add_sweep(sub) -> None:
     p.add_argument("--targets", nargs="+", type=float, default=list(d.targets), metavar="BPP",
                    help="fine-tune at each codec's ladder setting nearest these payload bpp")
     p.add_argument("--only-targets", action="store_true",
-                   help="test stage: only the settings nearest --targets (the headline points first)")
+                   help="test stages: only the settings nearest --targets (the headline points first)")
     p.add_argument("--first", type=int, default=0, metavar="N",
-                   help="test stage: only the first N settings of each ladder (its lowest rates); 0 = all")
+                   help="test stages: only the first N settings of each ladder (its lowest rates); 0 = all")
+    p.add_argument("--last", type=int, default=0, metavar="N",
+                   help="test stages: only the last N settings of each ladder (its highest rates); 0 = all")
     p.add_argument("--scratch", nargs="+", default=[f"{c}:{s}" for c, s in d.scratch], metavar="CODEC:SETTING",
                    help="settings the scratch stage trains from scratch (default: %(default)s)")
     p.add_argument("--train-subset", type=int, default=0, help="only the first N training images (quick looks)")
@@ -80,8 +82,9 @@ def run_sweep(args) -> int:
     for flag in ("epochs", "finetune_epochs", "pool_versions"):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1")
-    if args.robust_from_clean < 0:
-        raise ConfigError("--robust-from-clean must be >= 0")
+    for flag in ("robust_from_clean", "first", "last"):
+        if getattr(args, flag) < 0:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 0")
     config = SweepConfig(
         dataset=args.dataset, codecs=args.codec, recipe=ReceiverRecipe(preset=args.receiver, epochs=args.epochs),
         val_size=args.val_size, pool_versions=args.pool_versions, p_clean=args.p_clean,
@@ -92,7 +95,7 @@ def run_sweep(args) -> int:
         runs=Path(args.runs or f"runs/receivers/{args.dataset}"),
         cache_dir=Path(args.cache_dir) if args.cache_dir else None, data_dir=args.data_dir, workers=args.workers,
         progress=args.progress, command="jointcodec " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    run_stages(config, args.stages, args.only_targets, args.first)
+    run_stages(config, args.stages, args.only_targets, args.first, args.last)
     return 0
 
 

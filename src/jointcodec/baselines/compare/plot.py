@@ -15,7 +15,7 @@ COLORS = {JOINTCODEC: "#d62728", "jpeg420": "#1f77b4", "jpeg444": "#17becf", "jp
           "webp": "#2ca02c", "hevc": "#ff7f0e", "heif": "#bcbd22", "avif": "#8c564b", "jpegxl": "#e377c2"}
 OTHER_COLOR = "#7f7f7f"
 X_MAX = 2.6  # the plot's bpp range: the paper's, and where every system's curve lies
-HOLLOW = {"fine-tuned": "s", "scratch": "^", V1: "v"}  # plot markers of the non-robust protocols
+HOLLOW = {"fine-tuned": "s", "scratch": "^", "clean-receiver": "D", V1: "v"}  # plot markers of the non-robust protocols
 
 
 def _color(system: str) -> str:

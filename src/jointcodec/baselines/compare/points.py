@@ -27,8 +27,9 @@ JOINTCODEC = "jointcodec"
 CLEAN = "clean"
 JOINT = "joint"  # the protocol of jointcodec's own points
 V1 = "v1-scratch"
-V2_PROTOCOLS = ("robust", "fine-tuned", "scratch", CLEAN)
-CODEC_PROTOCOLS = ("robust", "fine-tuned", "scratch", V1)  # in order of preference when accuracies tie
+V2_PROTOCOLS = ("robust", "fine-tuned", "scratch", "clean-receiver", CLEAN)
+# In order of preference when accuracies tie.
+CODEC_PROTOCOLS = ("robust", "fine-tuned", "scratch", "clean-receiver", V1)
 PROTOCOL_ORDER = (JOINT,) + CODEC_PROTOCOLS + (CLEAN,)  # the table's order within a system
 COLUMNS = ["system", "setting", "protocol", "receiver", "payload_bpp", "file_bpp", "top1", "top5", "psnr_db",
            "n_test", "epochs", "cpu_s", "source"]
