@@ -176,6 +176,9 @@ def test_missing_ladder_settings_are_listed(tmp_path: Path) -> None:
     assert twin["missing"] == outcome["missing"] and twin["summary"] == []  # no jointcodec points: no BD rows
     text = format_missing(outcome["missing"])
     assert "jpeg420   quality 5, 10, 22, 60\n" in text and "webp" in text and "(all)" in text
+    # Only the codecs a data set's sweep covers.
+    only = compare("cifar10", results, [], tmp_path / "docs", draw=False, codecs=["jpeg420", "hevc"])
+    assert {m["system"] for m in only["missing"]} == {"jpeg420", "hevc"}
 
 
 def test_v1_results_are_read_beside_v2(tmp_path: Path) -> None:

@@ -96,15 +96,20 @@ def add_compare(sub) -> None:
     p.add_argument("--jointcodec", nargs="*", default=[], metavar="JSON",
                    help="`jointcodec evaluate --coded --json` files, or folders holding them")
     p.add_argument("--out", default="docs/results", help="writes OUT/<dataset>/rate_accuracy.{csv,json,png,svg}")
+    p.add_argument("--codec", nargs="+", default=None, metavar="NAME",
+                   help="the codecs this data set's sweep covers: only their missing settings are listed")
     p.add_argument("--no-plot", dest="plot", action="store_false")
     p.set_defaults(run=run_compare)
 
 
 def run_compare(args) -> int:
     from jointcodec.baselines.compare import compare, format_missing, format_summary
+    from jointcodec.codecs import get_codec
 
+    for name in args.codec or []:
+        get_codec(name)  # an unknown name is a one-line error
     results = args.results or f"docs/results/{args.dataset}/baselines"  # the default follows --dataset
-    outcome = compare(args.dataset, results, args.jointcodec, args.out, _command(), args.plot)
+    outcome = compare(args.dataset, results, args.jointcodec, args.out, _command(), args.plot, args.codec)
     systems = sorted({p.system for p in outcome["points"]})
     print(f"{len(outcome['points'])} points from {len(systems)} systems: {', '.join(systems)}")
     if outcome["summary"]:

@@ -33,14 +33,15 @@ from jointcodec.errors import DataError
 
 
 def compare(dataset: str, results: str | Path, jointcodec: list[str | Path], out: str | Path,
-            command: str = "", draw: bool = True) -> dict:
-    """Collect, tabulate, plot and summarise; returns {points, summary, missing, files}."""
+            command: str = "", draw: bool = True, codecs: list[str] | None = None) -> dict:
+    """Collect, tabulate, plot and summarise; returns {points, summary, missing, files}. ``codecs``: the codecs
+    whose missing ladder settings are listed (default: all)."""
     points = jointcodec_points(jointcodec, dataset) + codec_points(results, dataset)
     if not points:
         raise DataError(f"no results for {dataset}: no baseline points under {results} and no coded evaluations "
                         f"among {[str(p) for p in jointcodec] or 'the --jointcodec files (none given)'}")
     out_dir = Path(out) / dataset
-    rows, missing = summary(points), missing_points(points)
+    rows, missing = summary(points), missing_points(points, codecs)
     files = list(write_table(points, out_dir, dataset, {"summary": rows, "missing": missing, "command": command}))
     if draw:
         files += plot(points, dataset, out_dir)

@@ -77,11 +77,12 @@ def _gains_at_or_below_1bpp(ours: list[Point], curve: list[Point]) -> list[dict]
     return rows
 
 
-def missing_points(points: list[Point]) -> list[dict]:
-    """Every ladder setting (``CODECS[name].ladder``) that has no robust point yet."""
+def missing_points(points: list[Point], codecs: list[str] | None = None) -> list[dict]:
+    """Every ladder setting (``CODECS[name].ladder``) of ``codecs`` (default: all) that has no robust point yet."""
     have = {(p.system, p.setting) for p in points if p.protocol == "robust"}
     return [{"system": name, "setting": setting_key(s), "protocol": "robust"}
-            for name, codec in CODECS.items() for s in codec.ladder if (name, setting_key(s)) not in have]
+            for name, codec in CODECS.items() if codecs is None or name in codecs
+            for s in codec.ladder if (name, setting_key(s)) not in have]
 
 
 # ---------------------------------------------------------------------------------------------- text
