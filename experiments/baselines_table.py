@@ -50,16 +50,22 @@ def points_table(points: list[dict]) -> str:
 
 
 def receivers_table(folder: Path) -> tuple[str, float]:
-    lines = ["| receiver run | epochs | best val top-1 % | train CPU min | pool coding CPU min |",
-             "|---|---|---|---|---|"]
+    lines = ["| receiver run | starts from | epochs | best val top-1 % | train CPU min | pool coding CPU min |",
+             "|---|---|---|---|---|---|"]
     total = 0.0
-    for path in sorted((folder / "receivers").glob("*.json")):
+    pools_paid: set[str] = set()  # a pool coded once is cached: a second receiver on it does not pay again
+    for path in sorted((folder / "receivers").glob("*.json"), key=lambda p: p.stem):  # robust before robust-*
         r = json.loads(path.read_text())
         pool = r.get("pool_coding_cpu_s")
-        total += r["cpu_s"] + (pool or 0.0)
+        signature = json.dumps([(e["codec"], e["setting"], e["n_images"]) for e in r.get("pool", [])])
+        shared = pool is not None and signature in pools_paid
+        pools_paid.add(signature)
+        total += r["cpu_s"] + (0.0 if shared or pool is None else pool)
         vals = [h.get("val_top1") for h in r["history"] if h.get("val_top1") is not None]
-        lines.append(f"| {path.stem} | {len(r['history'])} | {max(vals):.2f} | {r['cpu_s'] / 60:.1f} | "
-                     f"{'' if pool is None else f'{pool / 60:.1f}'} |")
+        pool_cell = "" if pool is None else "shared (cached)" if shared else f"{pool / 60:.1f}"
+        start = Path(r["init_from"]).name + " receiver" if r.get("init_from") else "scratch"
+        lines.append(f"| {path.stem} | {start} | {len(r['history'])} | {max(vals):.2f} | {r['cpu_s'] / 60:.1f} | "
+                     f"{pool_cell} |")
     return "\n".join(lines), total
 
 
