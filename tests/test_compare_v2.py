@@ -234,3 +234,20 @@ def test_cli_bad_results_path_is_one_error_line(tmp_path: Path) -> None:
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and "nowhere does not exist" in lines[0] and "Traceback" not in proc.stderr, proc.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_bits_saved_bound_where_the_codec_never_reaches_our_accuracy(tmp_path: Path) -> None:
+    """No shared accuracy: BD-rate stays absent, and the bound says the codec needs more than its top rate."""
+    results = tmp_path / "baselines"
+    point_file(results, "hevc", 35, "robust", 0.8, 83.0)
+    point_file(results, "hevc", 25, "fine-tuned", 2.0, 87.5)
+    point_file(results, "webp", 60, "robust", 2.0, 90.0)  # reaches 88 %: no bound, BD-rate can speak
+    point_file(results, "webp", 10, "robust", 1.0, 82.0)
+    joint = coded_eval(tmp_path / "L2.json", 2, 0.5, 88.0)
+    rows = {r["codec"]: r for r in compare("cifar10", results, [joint], tmp_path / "docs", draw=False)["summary"]}
+    bound = rows["hevc"]["saving_bound"]
+    assert rows["hevc"]["bd_rate_percent"] is None
+    assert bound["at_least_percent"] == pytest.approx(75.0) and bound["codec_bpp"] == pytest.approx(2.0)
+    assert bound["codec_best_top1"] == pytest.approx(87.5)
+    assert rows["webp"]["saving_bound"] is None
+    assert "at least 75.0% fewer bits" in format_summary(list(rows.values()))

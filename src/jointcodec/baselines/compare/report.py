@@ -57,7 +57,7 @@ def summary(points: list[Point]) -> list[dict]:
             at_default = {"system": default.system, "checkpoint": default.setting, "payload_bpp": default.payload_bpp,
                           "top1": default.top1, "codec_top1": acc, "lead_points": None if acc is None else
                           default.top1 - acc}
-        rows.append({"codec": codec, **bd_row(ours, curve, codec),
+        rows.append({"codec": codec, **bd_row(ours, curve, codec), "saving_bound": _saving_bound(default, curve),
                      "systems": [{"system": s, **bd_row([p for p in ours if p.system == s], curve, codec)}
                                  for s in systems],
                      "at_default": at_default, "at_or_below_1bpp": _gains_at_or_below_1bpp(ours, curve),
@@ -65,6 +65,17 @@ def summary(points: list[Point]) -> list[dict]:
                      "curve": [{"setting": p.setting, "protocol": p.protocol, "payload_bpp": p.payload_bpp,
                                 "top1": p.top1} for p in curve]})
     return rows
+
+
+def _saving_bound(default: Point | None, curve: list[Point]) -> dict | None:
+    """Where the codec never reaches the default's accuracy on its whole measured curve, BD-rate has no shared
+    accuracy; but the codec would need more than its highest measured rate, so the default saves *at least*
+    1 - default rate / that rate. None where the codec reaches it (then BD-rate speaks) or without a default."""
+    if default is None or not curve or max(p.top1 for p in curve) >= default.top1:
+        return None
+    top = max(curve, key=lambda p: p.payload_bpp)
+    return {"at_least_percent": 100.0 * (1.0 - default.payload_bpp / top.payload_bpp), "codec_bpp": top.payload_bpp,
+            "codec_best_top1": max(p.top1 for p in curve), "top1": default.top1}
 
 
 def _gains_at_or_below_1bpp(ours: list[Point], curve: list[Point]) -> list[dict]:
@@ -99,6 +110,13 @@ def _bits_saved(saving: float | None) -> str:
     return f"{saving:.1f}% fewer bits" if saving >= 0 else f"{-saving:.1f}% more bits"
 
 
+def _bound_text(bound: dict | None) -> str:
+    if bound is None:
+        return ""
+    return (f"; at the default's {bound['top1']:.2f}%: at least {bound['at_least_percent']:.1f}% fewer bits "
+            f"(the codec stays below it, best {bound['codec_best_top1']:.2f}%, up to {bound['codec_bpp']:.3f} bpp)")
+
+
 def format_summary(rows: list[dict]) -> str:
     """The table: per codec, both sides at jointcodec's default rate, then the BD numbers against all jointcodec
     systems together; below it the numbers per system and why any number is absent."""
@@ -117,7 +135,7 @@ def format_summary(rows: list[dict]) -> str:
         lines.append(f"{r['codec']:9s} {_cell(d.get('codec_top1'), '.2f', '%'):>11s} "
                      f"{_cell(d.get('top1'), '.2f', '%'):>10s} {_cell(d.get('lead_points'), '+.2f'):>7s} "
                      f"{_cell(r['accuracy_gain_points'], '+.2f'):>11s} {_cell(r['bd_rate_percent'], '+.1f', '%'):>8s}"
-                     f"  {_bits_saved(r['bpp_saving_percent'])}")
+                     f"  {_bits_saved(r['bpp_saving_percent'])}{_bound_text(r.get('saving_bound'))}")
         if d and d.get("codec_top1") is None:
             notes.append(f"{r['codec']}: no top-1 at {d['payload_bpp']:.3f} bpp: its curve starts at "
                          f"{r['codec_min_bpp']:.3f} bpp (not extrapolated)")
