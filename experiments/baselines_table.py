@@ -87,7 +87,8 @@ def calibration(points: list[dict], system: str, setting: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--calibrate", default="jpeg420:15", help="CODEC:SETTING of the calibration table")
+    parser.add_argument("--calibrate", default="jpeg420:15",
+                        help="CODEC:SETTING of the calibration table, or 'none' (a data set without one)")
     parser.add_argument("--write", type=Path, default=None, metavar="DOC",
                         help="replace the dataset's generated block in this Markdown file instead of printing")
     args = parser.parse_args(argv)
@@ -98,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     table, receivers_cpu = receivers_table(args.folder)
     points_cpu = sum(r["cpu_s"] for r in points if r["protocol"] != "clean")  # clean's cost is its receiver's
     system, _, setting = args.calibrate.partition(":")
+    calibration_table = [] if args.calibrate == "none" else [calibration(points, system, setting), ""]
     markdown = "\n".join([
-        points_table(points), "", table, "", calibration(points, system, setting), "",
+        points_table(points), "", table, "", *calibration_table,
         f"CPU time: receivers {receivers_cpu / 3600:.2f} h (training and pool coding), points "
         f"{points_cpu / 3600:.2f} h (coding, fine-tuning, testing): {(receivers_cpu + points_cpu) / 3600:.2f} "
         f"CPU-hours in all, {len(points)} points."])
