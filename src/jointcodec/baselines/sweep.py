@@ -30,7 +30,14 @@ import numpy as np
 import torch
 
 from jointcodec.baselines.cache import coded_cached
-from jointcodec.baselines.receiver_training import ReceiverRecipe, evaluate, load_receiver, train_receiver
+from jointcodec.baselines.receiver_training import (
+    WEIGHTS,
+    ReceiverRecipe,
+    evaluate,
+    load_receiver,
+    train_receiver,
+    with_epochs,
+)
 from jointcodec.baselines.robust import RobustSource, build_pool, ladder_entries, plan_pool
 from jointcodec.codecs import ImageCodec, get_codec
 from jointcodec.codecs.batch import Coded
@@ -206,12 +213,11 @@ class Sweep:
         recipe, init = c.recipe, None
         if c.robust_from_clean:
             init = c.runs / "clean"
-            if not (init / "receiver.safetensors").is_file():
+            if not (init / WEIGHTS).is_file():
                 raise ConfigError(f"--robust-from-clean starts from the clean receiver, and {init} has none: "
                                   "run the clean stage first")
             # A shift to coded images, not a new task: no warm-up, and the epoch is chosen on validation.
-            recipe = ReceiverRecipe(**{**asdict(c.recipe), "epochs": c.robust_from_clean,
-                                       "lr": c.robust_from_clean_lr, "warmup": 0.0})
+            recipe = with_epochs(c.recipe, c.robust_from_clean, lr=c.robust_from_clean_lr, warmup=0.0)
         summary = train_receiver(source, self.num_classes, recipe, out, val=val, init_from=init,
                                  keep_best=init is not None, describe=describe, progress=c.progress, log=self.log)
         pool_cpu = [r["cpu_s"] for r in rows]
@@ -284,8 +290,7 @@ class Sweep:
         setup_cpu_s = time.process_time() - cpu0
         describe = self._describe(f"{codec.name} {name}")
         if protocol == "fine-tuned":
-            recipe = ReceiverRecipe(**{**asdict(c.recipe), "epochs": c.finetune_epochs, "lr": c.finetune_lr,
-                                       "warmup": 0.0})
+            recipe = with_epochs(c.recipe, c.finetune_epochs, lr=c.finetune_lr, warmup=0.0)
             init = c.runs / c.robust_name
         else:
             recipe, init = c.recipe, None

@@ -71,11 +71,12 @@ def _saving_bound(default: Point | None, curve: list[Point]) -> dict | None:
     """Where the codec never reaches the default's accuracy on its whole measured curve, BD-rate has no shared
     accuracy; but the codec would need more than its highest measured rate, so the default saves *at least*
     1 - default rate / that rate. None where the codec reaches it (then BD-rate speaks) or without a default."""
-    if default is None or not curve or max(p.top1 for p in curve) >= default.top1:
+    best = max((p.top1 for p in curve), default=None)
+    if default is None or best is None or best >= default.top1:
         return None
     top = max(curve, key=lambda p: p.payload_bpp)
     return {"at_least_percent": 100.0 * (1.0 - default.payload_bpp / top.payload_bpp), "codec_bpp": top.payload_bpp,
-            "codec_best_top1": max(p.top1 for p in curve), "top1": default.top1}
+            "codec_best_top1": best, "top1": default.top1}
 
 
 def _gains_at_or_below_1bpp(ours: list[Point], curve: list[Point]) -> list[dict]:
