@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from jointcodec import ConfigError
 from jointcodec.checkpoint import TRAINER_STATE, WEIGHTS
@@ -31,19 +32,29 @@ def tiny_config(data_dir: Path, out: Path, **overrides) -> TrainConfig:
     return TrainConfig(**{**settings, **overrides})
 
 
-@pytest.mark.slow
-def test_resume_continues_from_the_last_epoch(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    out = tmp_path / "run"
+def kill_at_checkpoint(monkeypatch, epoch: int, before_state: bool = False) -> list[int]:
+    """Make the next training run die, as a killed process would, when it checkpoints ``epoch``: after its
+    trainer state is written, or (``before_state``) between the model file and the trainer state. Returns the
+    epochs whose trainer state was written."""
     saved_epochs: list[int] = []
     original_save = recipe.save_trainer_state
 
     def save_then_die(run_dir, state):
+        if before_state and state["epoch"] == epoch:
+            raise Interrupted
         original_save(run_dir, state)
         saved_epochs.append(state["epoch"])
-        if state["epoch"] == 1:
+        if state["epoch"] == epoch:
             raise Interrupted
 
     monkeypatch.setattr(recipe, "save_trainer_state", save_then_die)
+    return saved_epochs
+
+
+@pytest.mark.slow
+def test_resume_continues_from_the_last_epoch(data_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    out = tmp_path / "run"
+    saved_epochs = kill_at_checkpoint(monkeypatch, 1)
     with pytest.raises(Interrupted):
         train(tiny_config(data_dir, out))
     assert saved_epochs == [1]
@@ -72,6 +83,32 @@ def test_resume_continues_from_the_last_epoch(data_dir: Path, tmp_path: Path, mo
     assert json.loads((out / "config.json").read_text())["epoch"] == 2
     csv_lines = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(csv_lines) == 3 and csv_lines[1].startswith("1,") and csv_lines[2].startswith("2,")
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    # Killed between writing epoch 2's model file and its trainer state: the harder of the two kill points (the
+    # model file is an epoch ahead of the optimizer), so the resumed run starts after epoch 1.
+    settings = dict(epochs=3, train_subset=512, val_size=64, batch_size=64)
+    train(tiny_config(data_dir, tmp_path / "whole", **settings))
+    saved_epochs = kill_at_checkpoint(monkeypatch, 2, before_state=True)
+    with pytest.raises(Interrupted):
+        train(tiny_config(data_dir, tmp_path / "killed", **settings))
+    monkeypatch.undo()
+    assert saved_epochs == [1]
+    with pytest.raises(ConfigError, match="--resume: .* another recipe: epochs=3 \\(now 4\\)"):
+        train(tiny_config(data_dir, tmp_path / "killed", **{**settings, "epochs": 4}, resume=True))
+    resumed = train(tiny_config(data_dir, tmp_path / "killed", **settings, resume=True))
+
+    whole, killed = (load_file(str(tmp_path / run / WEIGHTS)) for run in ("whole", "killed"))
+    assert whole.keys() == killed.keys()
+    assert [name for name in whole if not torch.equal(whole[name], killed[name])] == []
+    expected = torch.load(tmp_path / "whole" / TRAINER_STATE, weights_only=True)["history"]
+    assert [drop_clock(row) for row in resumed["history"]] == [drop_clock(row) for row in expected]
+
+
+def drop_clock(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "elapsed_s"}
 
 
 @pytest.mark.slow

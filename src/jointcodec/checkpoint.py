@@ -3,7 +3,8 @@
 A run directory holds ``model.safetensors`` (weights; its metadata carries the config, so the file
 alone rebuilds the model), ``config.json`` (the same config: the training recipe under ``train``, read back
 by ``training.Recipe.from_record``, where it ran under ``run``, and the metric history), and
-``trainer_state.pt`` (optimizer and progress, for ``--resume``). Every file is written atomically.
+``trainer_state.pt`` (weights, optimizer, progress and random state, for an exact ``--resume``). Every file is
+written atomically.
 
 ``load_model`` is the one loader of codec models: a full checkpoint, a shipped model, or the edge or server part
 of a split deployment (``jointcodec.edge.split``; the config's ``role`` says which). ``read_metadata`` is the one

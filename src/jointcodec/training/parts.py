@@ -1,8 +1,11 @@
-"""The pieces the training loop (``recipe.train``) is built from: rate hinge, optimizer and schedule, batches."""
+"""The pieces the training loop (``recipe.train``) is built from: rate hinge, optimizer and schedule, batches,
+and the trainer state that lets ``--resume`` continue a run exactly."""
 
 from __future__ import annotations
 
+import hashlib
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -19,6 +22,7 @@ from jointcodec.training.hyperparameters import (
     RATE_EMA,
     RATE_RAMP_EPOCHS,
     WARMUP_FRACTION,
+    Recipe,
 )
 
 
@@ -99,13 +103,57 @@ def sgd_with_triangle(groups: list[dict], lr: float, epochs: int, n_train: int, 
     return optimizer, scheduler, steps_per_epoch
 
 
-def restore_trainer_state(out: Path, optimizer, scheduler, history: History) -> int:
-    """Load the optimizer, schedule and metric history of run ``out``; returns the epoch to start from."""
+def trainer_state(recipe: Recipe, epoch: int, model: nn.Module, extra: nn.Module | None, optimizer, scheduler,
+                  history: History, hinge: RateHinge, device: torch.device) -> dict:
+    """Everything ``restore_trainer_state`` needs to continue after ``epoch`` exactly as an uninterrupted run would.
+    The weights travel in it too: the model file is written separately, and a kill between the two writes
+    must not pair one epoch's weights with another's optimizer."""
+    state = {"recipe": asdict(recipe), "epoch": epoch, "model": cpu_copy(model), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "history": history.rows, "rate_ema": hinge.bpp_ema,
+             "torch_rng": torch.get_rng_state()}
+    if extra is not None:
+        state["extra"] = cpu_copy(extra)
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_trainer_state(out: Path, recipe: Recipe, model: nn.Module, extra: nn.Module | None, optimizer,
+                          scheduler, history: History, hinge: RateHinge, device: torch.device) -> int:
+    """Load what ``trainer_state`` saved for run ``out`` into the given parts; returns the epoch to start from.
+    A recipe other than the run's is a ConfigError: the schedule and the data order depend on all of it."""
     state = load_trainer_state(out)
+    saved = state.get("recipe")  # absent from the states of older releases
+    if saved is not None and saved != asdict(recipe):
+        changed = ", ".join(f"{k}={saved.get(k)!r} (now {v!r})" for k, v in asdict(recipe).items() if saved.get(k) != v)
+        raise ConfigError(f"--resume: {out} was trained with another recipe: {changed}; resume it with its own "
+                          f"recipe, or start a new run in another --out")
+    if "model" in state:
+        model.load_state_dict(state["model"])
+    if extra is not None and "extra" in state:
+        extra.load_state_dict(state["extra"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     history.rows = state["history"]
+    # Older states lack the rate estimate: the last epoch's mean rate stands in for it.
+    hinge.bpp_ema = state.get("rate_ema", history.rows[-1]["train_bpp"] if history.rows else math.inf)
+    if "torch_rng" in state:
+        torch.set_rng_state(state["torch_rng"])
+    if "cuda_rng" in state and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
     return state["epoch"]
+
+
+def cpu_copy(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+
+def augmentation_generator(seed: int, epoch: int, rank: int) -> torch.Generator:
+    """The random flips and translations of one rank in one epoch: a function of (seed, epoch, rank) alone, as the
+    batch order is, so a resumed run draws what an uninterrupted one drew on every rank with no state to save
+    (one generator for the whole run would need every rank's state saved). Hashed: no two triples share a seed."""
+    key = hashlib.sha256(f"augment:{seed}:{epoch}:{rank}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(key[:8], "little"))
 
 
 def sharded_batches(n: int, batch_size: int, epoch: int, seed: int, rank: int, world: int):

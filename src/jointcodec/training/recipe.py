@@ -41,11 +41,13 @@ from jointcodec.training.hyperparameters import (  # noqa: F401 - EVAL_BATCH and
 )
 from jointcodec.training.parts import (
     RateHinge,
+    augmentation_generator,
     parameter_groups,
     restore_trainer_state,
     sgd_with_triangle,
     sharded_batches,
     to_channels_last,
+    trainer_state,
     warm_start_from,
 )
 from jointcodec.utils import atomic_write_json, resolve_device, resolve_precision
@@ -91,9 +93,12 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
     optimizer, scheduler, steps_per_epoch = sgd_with_triangle(groups, recipe.lr, recipe.epochs, len(train_set),
                                                               recipe.batch_size)
     history = History(out / "metrics.csv")
-    start_epoch = restore_trainer_state(out, optimizer, scheduler, history) if run.resume else 0
+    hinge = RateHinge(recipe.beta, recipe.target_bpp)
+    start_epoch = (restore_trainer_state(out, recipe, model, extra, optimizer, scheduler, history, hinge,
+                                         fabric.device) if run.resume else 0)
     model, optimizer = fabric.setup(model, optimizer)
     raw_model: nn.Module = model.module
+    raw_extra = extra
     extra = fabric.setup_module(extra) if extra is not None else None
 
     if is_main:
@@ -101,8 +106,6 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
               f"{len(val_set) if val_set else 0} val) for {recipe.epochs} epochs on {device} x{run.devices} "
               f"({precision}); run directory {out}", flush=True)
     rate_images = max(1, int(RATE_BATCH_FRACTION * recipe.batch_size // run.devices))
-    generator = torch.Generator().manual_seed(recipe.seed * 7919 + fabric.global_rank + start_epoch)
-    hinge = RateHinge(recipe.beta, recipe.target_bpp, history.rows[-1]["train_bpp"] if history.rows else math.inf)
     started = time.time() - (history.rows[-1]["elapsed_s"] if history.rows else 0.0)
 
     for epoch in range(start_epoch, recipe.epochs):
@@ -113,6 +116,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
         extra_sums: dict[str, float] = {}
         batches = sharded_batches(len(train_set), recipe.batch_size, epoch, recipe.seed,
                                   fabric.global_rank, fabric.world_size)
+        generator = augmentation_generator(recipe.seed, epoch, fabric.global_rank)
         # A streamed data set decodes the next batch in the background while this step runs.
         bar = tqdm(prefetched(train_set.images, batches), total=steps_per_epoch,
                    desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not (is_main and run.progress), leave=False,
@@ -164,8 +168,8 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
         if is_main:
             history.append(row)
             task.save(out, raw_model, recipe, preset, train_set.classes, epoch + 1, history.rows)
-            save_trainer_state(out, {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                     "epoch": epoch + 1, "history": history.rows})
+            save_trainer_state(out, trainer_state(recipe, epoch + 1, raw_model, raw_extra, optimizer, scheduler,
+                                                  history, hinge, fabric.device))
             print(task.epoch_line(row), flush=True)
         fabric.barrier()
         task.channels_last(raw_model)  # evaluation ran in eval mode; keep the fast layout for training
