@@ -1,4 +1,5 @@
-"""The ``jointcodec`` command line: the list of commands (COMMANDS), and train, distill-encoder, evaluate, presets."""
+"""The ``jointcodec`` command line: the list of commands (COMMANDS), and train, distill-encoder, evaluate, presets,
+zoo."""
 
 from __future__ import annotations
 
@@ -171,6 +172,38 @@ def run_presets(args) -> int:
     return 0
 
 
+def add_zoo(sub) -> None:
+    p = sub.add_parser("zoo")
+    p.add_argument("--json", action="store_true", help="print the cards as JSON instead of a table")
+    p.set_defaults(run=run_zoo)
+
+
+ZOO_COLUMNS = ("name (--checkpoint)", "data set", "L", "payload bpp", "top-1 (.jcc)", "encoder params",
+               "encoder MACs", "trained by")
+
+
+def run_zoo(args) -> int:
+    from jointcodec import zoo
+
+    cards = zoo.cards()
+    if args.json:
+        print(json.dumps([card.to_dict() for card in cards], indent=2))
+        return 0
+    rows = [ZOO_COLUMNS, *map(zoo_row, cards)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(ZOO_COLUMNS) - 1)]
+    for row in rows:  # the command, last, is left unpadded
+        print("  ".join([cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)] + [row[-1]]))
+    print("measured on the test split through real .jcc files; each figure's source: `jointcodec zoo --json`")
+    return 0
+
+
+def zoo_row(card) -> tuple[str, ...]:
+    m = card.measured
+    return (" = ".join((*card.aliases, card.name)), card.dataset, str(card.levels), f"{m['bpp_payload']:.4f}",
+            f"{m['top1_coded']:.2f} %", f"{m['encoder_params']:,}", f"{m['encoder_macs'] / 1e6:.1f} M",
+            card.train_command)
+
+
 # Every command: the function that adds its flags ("module:function") and its one-line summary (what
 # `jointcodec --help` lists). Only the chosen command's flags are built: many take their defaults from modules
 # that import torch, and `jointcodec --help` and `--version` should answer at once.
@@ -183,6 +216,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "accuracy and rate of a trained model on a data split"),
     "presets": ("jointcodec.cli.main:add_presets",
                 "list the model presets"),
+    "zoo": ("jointcodec.cli.main:add_zoo",
+            "list the shipped models (--checkpoint NAME): measured top-1, payload bpp, encoder size, training command"),
     "encode": ("jointcodec.cli.coding:add_encode",
                "compress images into a .jcc bitstream (the edge side)"),
     "classify": ("jointcodec.cli.coding:add_classify",

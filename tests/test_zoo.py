@@ -1,0 +1,80 @@
+"""The zoo: every shipped model has a card whose figures are those of its results file, loads by every name it
+lists, and `jointcodec zoo` prints them; an unknown name is one clear error that lists the choices."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from fnmatch import fnmatch
+from pathlib import Path
+
+import pytest
+import torch
+
+from jointcodec import zoo
+from jointcodec.checkpoint import load_model, resolve_weights
+from jointcodec.cli.main import main
+from jointcodec.errors import CheckpointError
+from jointcodec.evaluation.complexity import count_macs, count_params
+
+REPO = Path(__file__).resolve().parents[1]
+CARDS = zoo.cards()
+
+
+def test_the_zoo_lists_the_default_and_every_name_resolves() -> None:
+    assert CARDS and zoo.card("default").name == "cifar10-v1deep-L2"
+    assert set(zoo.MODELS) == {name for card in CARDS for name in card.names}
+    for name, folder in zoo.MODELS.items():
+        assert resolve_weights(name) == zoo.WEIGHTS_DIR / folder / "model.safetensors"
+
+
+@pytest.mark.parametrize("card", CARDS, ids=lambda card: card.name)
+def test_a_cards_figures_are_its_results_files(card: zoo.ModelCard) -> None:
+    # The figures are copied from a real run's output, under the same keys; the command that wrote it names the model.
+    source = json.loads((REPO / card.source).read_text())
+    assert card.measured == {key: source[key] for key in card.measured}
+    assert {"top1_coded", "bpp_payload", "encoder_params", "encoder_macs"} <= card.measured.keys()
+    assert source["split"] == "test" and source["dataset"] == card.dataset and source["levels"] == card.levels
+    assert card.source in card.measured_by and "--coded" in card.measured_by
+    assert card.train_command.startswith("jointcodec train ")
+    for flag, value in (("--preset", card.preset), ("--dataset", card.dataset), ("--levels", card.levels)):
+        assert f"{flag} {value} " in card.train_command
+
+
+@pytest.mark.parametrize("card", CARDS, ids=lambda card: card.name)
+def test_every_shipped_model_loads_by_each_name_and_is_what_its_card_says(card: zoo.ModelCard) -> None:
+    for name in card.names:
+        model, config = load_model(name)
+        assert (config["preset"]["name"], config["levels"], config["dataset"]) == (card.preset, card.levels,
+                                                                                  card.dataset)
+    size = config["preset"]["image_size"]
+    assert count_params(model.encoder) == card.measured["encoder_params"]
+    assert count_macs(model.encoder, torch.zeros(1, 3, size, size)) == card.measured["encoder_macs"]
+
+
+def test_the_package_ships_every_file_of_the_zoo() -> None:
+    patterns = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = [f.relative_to(zoo.WEIGHTS_DIR.parent).as_posix() for f in zoo.WEIGHTS_DIR.rglob("*") if f.is_file()]
+    assert any(name.endswith(zoo.CARD) for name in shipped)
+    assert [name for name in shipped if not any(fnmatch(name, p) for p in patterns["jointcodec.zoo"])] == []
+
+
+def test_the_zoo_command_prints_the_table_and_json(capsys) -> None:
+    assert main(["zoo"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:2] == ["name", "(--checkpoint)"] and len(table) == len(CARDS) + 2
+    default = zoo.card("default")
+    row = next(line for line in table if line.startswith("default = "))
+    assert row.split()[3:11] == ["cifar10", "2", "0.7588", "88.78", "%", "59,768", "14.4", "M"]
+    assert row.endswith(default.train_command)
+    assert main(["zoo", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [card.to_dict() for card in CARDS]
+
+
+def test_an_unknown_name_lists_the_choices(capsys) -> None:
+    with pytest.raises(CheckpointError, match="no shipped model 'cifar10-0.4' \\(shipped: .*default"):
+        zoo.card("cifar10-0.4")
+    assert main(["evaluate", "--checkpoint", "cifar10-0.4"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "no checkpoint at cifar10-0.4" in error
+    assert all(name in error for name in zoo.MODELS)
