@@ -30,8 +30,8 @@ class RateHinge:
     """The encoder's share of ``beta * max(0, bpp - target)``. The hinge is switched by a running estimate of
     the rate, so the share is known before the forward pass; beta ramps in over RATE_RAMP_EPOCHS."""
 
-    def __init__(self, beta: float, target_bpp: float, last_bpp: float = math.inf) -> None:
-        self.beta, self.target_bpp, self.bpp_ema = beta, target_bpp, last_bpp
+    def __init__(self, beta: float, target_bpp: float) -> None:
+        self.beta, self.target_bpp, self.bpp_ema = beta, target_bpp, math.inf  # inf: no batch seen yet
 
     def encoder_weight(self, epochs_done: float) -> float:
         """``epochs_done``: epochs completed so far, fractional within the current one."""
