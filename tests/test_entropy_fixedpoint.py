@@ -13,6 +13,7 @@ from hypothesis.extra.numpy import arrays
 
 from jointcodec.entropy import FixedPointContext, IncrementalContext, exp_table, frequencies
 from jointcodec.entropy.fixedpoint import FREQ_TOTAL, LOGIT_BITS, requantize
+from jointcodec.entropy.integer import IntegerContext
 from jointcodec.errors import ConfigError
 from jointcodec.models import CONTEXTS, ChannelContextModel, ContextModel3D, create_context
 from jointcodec.models.context import conv_over_past_channels, linear_schedule
@@ -64,6 +65,19 @@ def test_frequencies_follow_the_softmax() -> None:
     np.testing.assert_allclose(frequencies(logits) / FREQ_TOTAL, probs, atol=2e-4)
 
 
+def stepwise_logits(fixed: IntegerContext, symbols: np.ndarray) -> np.ndarray:
+    """The decoder's evaluation: one decoding step at a time, each step's symbols recorded once it is done."""
+    symbols = np.asarray(symbols)
+    count, shape = len(symbols), symbols.shape[1:]
+    state = IncrementalContext(fixed, count, shape)
+    flat = symbols.reshape(count, -1)
+    out = np.zeros((*flat.shape, fixed.levels), dtype=np.int64)
+    for step in fixed.coding_order(shape):
+        out[:, step.raster] = state.step_logits(step)
+        state.set_symbols(step, flat[:, step.raster])
+    return out.reshape(*symbols.shape, fixed.levels)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("levels", [2, 3, 6])
 def test_step_by_step_equals_full_pass_equals_integer_conv(kind: str, levels: int) -> None:
@@ -72,12 +86,7 @@ def test_step_by_step_equals_full_pass_equals_integer_conv(kind: str, levels: in
     fixed = FixedPointContext(context, centers)
     symbols = torch.randint(0, levels, (3, 5, 4, 6))
     full = fixed.logits(symbols)
-
-    state = IncrementalContext(fixed, 3, (5, 4, 6))
-    flat = symbols.reshape(3, -1).numpy()
-    for step in fixed.coding_order((5, 4, 6)):
-        np.testing.assert_array_equal(state.step_logits(step), full.reshape(3, -1, levels)[:, step.raster])
-        state.set_symbols(step.raster, flat[:, step.raster])
+    np.testing.assert_array_equal(stepwise_logits(fixed, symbols.numpy()), full)
 
     # Reference: the float model's own convolution code, run in float64 on the integer weights, each
     # position class's kernel where that class is.
@@ -97,6 +106,22 @@ def test_step_by_step_equals_full_pass_equals_integer_conv(kind: str, levels: in
         x = x + conv(x, layer).clamp_min(0)
     reference = conv(x, last)
     np.testing.assert_array_equal(reference.permute(0, 2, 3, 4, 1).to(torch.int64).numpy(), full)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("levels", [2, 3, 6])
+@pytest.mark.parametrize("layers", [2, 4])
+def test_the_full_pass_equals_the_decoders_steps_exactly(kind: str, levels: int, layers: int) -> None:
+    """The encoder's one-pass convolutions give the decoder's integers for every kind, L and depth, at latent
+    shapes where every tap of a row, plane or image edge reads padding, and for any images per pass."""
+    context, centers = _context(kind, levels, seed=10 * levels + layers, layers=layers)
+    fixed = FixedPointContext(context, centers)
+    rng = np.random.default_rng(levels + layers)
+    for shape in [(1, 1, 1), (3, 1, 5), (2, 6, 1), (6, 3, 4)]:
+        symbols = rng.integers(0, levels, (5, *shape))
+        reference = stepwise_logits(fixed, symbols)
+        for batch_size in (None, 1, 2, 5):
+            np.testing.assert_array_equal(fixed.logits(symbols, batch_size), reference)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -175,3 +200,23 @@ def test_fingerprint_covers_weights_and_centers() -> None:
     with torch.no_grad():
         context.hidden[0].weight[0, 0, 0, 0, 0] += 1e-6
     assert FixedPointContext(context, centers).fingerprint != base
+
+
+def test_the_encoder_writes_the_reference_bytes_for_real_images(data_dir) -> None:
+    """CIFAR-10 test images through the shipped model: the encoder's bytes are the ones its definition gives, the
+    decoder's step-by-step integers range-coded and trimmed by decoding, and they decode to the symbols."""
+    from jointcodec.api import Codec
+    from jointcodec.checkpoint import load_model
+    from jointcodec.data import load_split
+    from jointcodec.entropy import coder
+    from jointcodec.entropy.payloads import coding_permutation, decode_latents, encode_latents
+
+    model, _ = load_model("default")
+    fixed = FixedPointContext(model.context, model.quantizer.centers)
+    symbols = Codec(model).symbols(load_split("cifar10", "test", data_dir).images[:12]).numpy()
+    order = coding_permutation(fixed, symbols.shape[1:])
+    freq = frequencies(stepwise_logits(fixed, symbols)).reshape(len(symbols), -1, fixed.levels)[:, order]
+    flat, probs = symbols.reshape(len(symbols), -1)[:, order], coder.probabilities(freq)
+    reference = [coder.trim(coder.range_code(s, p)[0], s, p) for s, p in zip(flat, probs, strict=True)]
+    assert encode_latents(fixed, symbols) == reference
+    np.testing.assert_array_equal(decode_latents(fixed, reference, symbols.shape[1:]), symbols)

@@ -9,12 +9,14 @@ import sys
 import textwrap
 from functools import cache
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jointcodec.entropy import FixedPointContext, PayloadDecodeError, decode_latents, encode_latents
+from jointcodec.entropy import FixedPointContext, PayloadDecodeError, coder, decode_latents, encode_latents
+from jointcodec.entropy.integer import FREQ_TOTAL, frequencies
 from jointcodec.entropy.torch_payloads import encode_latents_with_bits
 from jointcodec.models import create_context
 
@@ -147,6 +149,21 @@ def test_trimming_keeps_payloads_short() -> None:
     assert -8 < overhead < 12, overhead
     assert hashlib.sha256(b"".join(payloads)).digest() == hashlib.sha256(b"".join(encode_latents(fixed, symbols)))\
         .digest()
+
+
+@settings(max_examples=300, deadline=None)
+@given(levels=st.sampled_from([2, 3, 6]), count=st.integers(0, 300), spread=st.sampled_from([0.1, 1.0, 10.0, 100.0]),
+       improbable=st.booleans(), seed=st.integers(0, 2**31 - 1))
+def test_trimming_by_the_final_interval_equals_trimming_by_decoding(levels, count, spread, improbable, seed) -> None:
+    """The encoder's decode-free trim keeps exactly the bytes that trimming by decoding keeps: peaked and flat
+    distributions, typical symbols and the least probable ones (long streams with carries)."""
+    rng = np.random.default_rng(seed)
+    freq = frequencies(np.rint(rng.normal(size=(count, levels)) * spread * 256).astype(np.int64))
+    probs = coder.probabilities(freq)
+    sampled = (rng.random((count, 1)) * FREQ_TOTAL >= np.cumsum(freq, -1)).sum(-1)  # drawn from the distributions
+    symbols = freq.argmin(-1) if improbable else sampled
+    stream, position, lower, width = coder.range_code(symbols, probs)
+    assert coder.trim_by_interval(stream, position, lower, width) == coder.trim(stream, symbols, probs)
 
 
 def test_an_impossible_stream_is_a_decode_error() -> None:

@@ -21,7 +21,7 @@ import numpy as np
 
 from jointcodec.bitstream import FORMAT_VERSION, Container, pack
 from jointcodec.entropy.integer import IntegerContext
-from jointcodec.entropy.payloads import encode_latents_with_bits
+from jointcodec.entropy.payloads import encode_latents
 from jointcodec.errors import CheckpointError, ConfigError, DataError, JointCodecError
 from jointcodec.utils import atomic_write
 
@@ -100,7 +100,7 @@ class EdgeEncoder:
         if symbols.ndim != 4 or len(symbols) == 0 or symbols.min() < 0 or symbols.max() >= self.levels:
             raise ConfigError(f"symbols must be a non-empty (N, C, H, W) array in [0, {self.levels}), got "
                               f"{tuple(symbols.shape)}")
-        payloads, _ = encode_latents_with_bits(self.context, symbols)
+        payloads = encode_latents(self.context, symbols)
         return Container(self.fingerprint, self.levels, tuple(int(v) for v in symbols.shape[1:]), tuple(payloads))
 
     def compress(self, images: np.ndarray) -> bytes:

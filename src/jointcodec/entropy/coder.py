@@ -9,7 +9,8 @@ frequency); every operand is exact, so no rounding happens and both sides build 
 Streams are written as big-endian words, so trailing bytes are the least significant; the encoder then
 drops as many trailing bytes as it can while the stream, padded back with 0xFF bytes to whole words,
 still decodes to the same symbols (``trim``). That saves about 1.7 bytes per image. The decoder pads
-the same way; any payload is therefore decoded by exactly the check the encoder ran.
+the same way. The encoder finds the same cut without decoding (``trim_by_interval``): a stream decodes exactly
+when the number it spells lies in the encoder's final interval, one integer comparison per candidate.
 """
 
 from __future__ import annotations
@@ -53,20 +54,62 @@ def _decodes_to(payload: bytes, symbols: np.ndarray, probs: np.ndarray) -> bool:
 
 
 def encode(symbols: np.ndarray, probs: np.ndarray) -> bytes:
-    """Range-code one image's symbols (S,) under per-symbol probabilities (S, L), in coding order."""
+    """Range-code one image's symbols (S,) under per-symbol probabilities (S, L), in coding order; trimmed."""
+    stream, position, lower, width = range_code(symbols, probs)
+    trimmed = trim_by_interval(stream, position, lower, width)
+    return trim(stream, symbols, probs) if trimmed is None else trimmed
+
+
+def range_code(symbols: np.ndarray, probs: np.ndarray) -> tuple[bytes, int, int, int]:
+    """One constriction call: the whole stream (big-endian words) and the encoder's final word count and state
+    (``lower``, ``width``: ``RangeEncoder.pos``)."""
     encoder = constriction.stream.queue.RangeEncoder()
     symbols = np.ascontiguousarray(symbols, dtype=np.int32)
     if len(symbols):
         encoder.encode(symbols, model_family(), probs)
-    return trim(encoder.get_compressed().astype(">u4").tobytes(), symbols, probs)
+    position, (lower, width) = encoder.pos()
+    return encoder.get_compressed().astype(">u4").tobytes(), position, lower, width
 
 
 def trim(stream: bytes, symbols: np.ndarray, probs: np.ndarray) -> bytes:
-    """Drop trailing bytes while the 0xFF-padded rest still decodes to ``symbols``."""
+    """Drop trailing bytes while the 0xFF-padded rest still decodes to ``symbols`` (the definition: decodes)."""
     best = stream
     for cut in range(len(stream) - 1, -1, -1):
         candidate = stream[:cut]
         if not _decodes_to(candidate, symbols, probs):
+            break
+        best = candidate
+    return best
+
+
+def trim_by_interval(stream: bytes, position: int, lower: int, width: int) -> bytes | None:
+    """``trim``'s result without decoding: the encoder's final interval says which candidates decode.
+
+    A range decoder reproduces every symbol exactly when the number its words spell (zeros after the end) lies in
+    the encoder's final interval [start, start + width): each symbol narrows the interval to its sub-interval, and
+    the decoder picks the sub-interval that number lies in. ``position`` and ``lower``, ``width`` are the encoder's
+    word count and 64-bit state after the last symbol (``RangeEncoder.pos``), so values are counted in units of the
+    state's last bit, ``position + 2`` words in. The whole stream decodes, which places ``start`` below its value
+    by ``(value - lower) mod 2**64``. None where the stream does not fit that frame (``trim`` then decodes).
+    """
+    if not stream:  # no symbols, nothing to trim
+        return stream
+    frame = 4 * (position + 2)
+    if len(stream) > frame:
+        return None
+
+    def value(data: bytes) -> int:
+        padded = data + PAD_BYTE * (-len(data) % 4)
+        return int.from_bytes(padded, "big") << 8 * (frame - len(padded))
+
+    full = value(stream)
+    start = full - (full - lower) % 2**64
+    if full >= start + width:
+        return None
+    best = stream
+    for cut in range(len(stream) - 1, -1, -1):
+        candidate = stream[:cut]
+        if not start <= value(candidate) < start + width:
             break
         best = candidate
     return best

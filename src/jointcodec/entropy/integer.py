@@ -27,7 +27,9 @@ import decimal
 import functools
 import hashlib
 import io
+import itertools
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,7 +159,8 @@ class IntegerContext:
         self.fingerprint = bytes(fingerprint)
         self._schedule = schedule
         self.check_bounds()
-        self._orders: dict[tuple[int, ...], list[Step]] = {}  # per shape (and joined groups per batch size)
+        self._orders: dict[Shape, list[Step]] = {}
+        self._full_passes: dict[Shape, FullPass] = {}
 
     def check_bounds(self) -> None:
         """Prove that no accumulator can reach 2**53 for any symbols (interval arithmetic, worst case)."""
@@ -210,26 +213,16 @@ class IntegerContext:
     def logits(self, symbols: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Integer logits (N, C, H, W, L) int64 of every symbol given the symbols before it.
 
-        The decoder's own evaluation (``IncrementalContext``) with every symbol known in advance, so
-        consecutive decoding steps of one position class can be evaluated together, in groups whose
-        gathered inputs stay under WORKING_SET_BYTES (cache-friendly, few Python-level steps).
+        The encoder knows every symbol, so each layer is one masked convolution over the whole batch
+        (``FullPass``), ``batch_size`` images at a time (default: a cache-sized chunk). The integers are the ones
+        the decoder computes step by step (``IncrementalContext``): all arithmetic is exact.
         """
         symbols = np.asarray(symbols, dtype=np.int64)
-        count, shape = len(symbols), tuple(symbols.shape[1:])
-        size = shape[0] * shape[1] * shape[2]
-        batch_size = batch_size or self.decode_batch_size(shape)
-        out = np.zeros((count, size, self.levels), dtype=np.int64)
-        states: dict[int, IncrementalContext] = {}
-        everything = np.arange(size)
-        for start in range(0, count, batch_size):
-            chunk = symbols[start:start + batch_size].reshape(-1, size)
-            if len(chunk) not in states:
-                states[len(chunk)] = IncrementalContext(self, len(chunk), shape)
-            state = states[len(chunk)]
-            state.set_symbols(everything, chunk)
-            for group in self._groups(shape, len(chunk)):
-                out[start:start + len(chunk), group.raster] = state.step_logits(group)
-        return out.reshape(count, *shape, self.levels)
+        shape = tuple(int(v) for v in symbols.shape[1:])
+        if shape not in self._full_passes:
+            self.coding_order(shape)  # the masks are checked against the order, as for decoding
+            self._full_passes[shape] = FullPass(self, shape)
+        return self._full_passes[shape].logits(symbols, batch_size)
 
     def bytes_per_position(self) -> int:
         """Bytes the widest layer gathers for one position of one image (float64)."""
@@ -239,24 +232,6 @@ class IntegerContext:
         """Images to decode together: the largest step's gathered block about WORKING_SET_BYTES."""
         largest = max(len(step.raster) for step in self.coding_order(shape))
         return max(64, min(1000, WORKING_SET_BYTES // (largest * self.bytes_per_position())))
-
-    def _groups(self, shape: Shape, count: int) -> list[Step]:
-        """Consecutive steps of one class joined while their gathered block stays under WORKING_SET_BYTES."""
-        key = (*shape, -count)
-        if key not in self._orders:
-            self._orders[key] = self._join_steps(shape, count)
-        return self._orders[key]
-
-    def _join_steps(self, shape: Shape, count: int) -> list[Step]:
-        limit = WORKING_SET_BYTES // (count * self.bytes_per_position())
-        groups: list[Step] = []
-        for step in self.coding_order(shape):
-            last = groups[-1] if groups else None
-            if last and last.position_class == step.position_class and len(last.raster) + len(step.raster) <= limit:
-                groups[-1] = Step(np.concatenate([last.raster, step.raster]), step.position_class)
-            else:
-                groups.append(step)
-        return groups
 
     # --- export: the same object on a device without torch ----------------------------------------
     def arrays(self, shapes: list[Shape]) -> dict[str, np.ndarray]:
@@ -398,3 +373,186 @@ class IncrementalContext:
         """Record symbols (N, k) at raster indices ``where`` (or at a decoding step's positions)."""
         positions = self._plan(where)[0] if isinstance(where, Step) else self.raster_to_padded[np.asarray(where)]
         self.inputs[0, positions, :] = self.fixed.codes[np.asarray(symbols)].T
+
+
+MIN_STACK_ROWS = 16  # stack tap-shifted copies until a matrix product's inner dimension has at least this many rows
+FULL_PASS_BYTES = 1 << 20  # a chunk's stacked activations: about one core's L2 cache
+
+
+@dataclass
+class _LayerPlan:
+    """How ``FullPass`` evaluates one layer: matrix products of kernels with tap-shifted copies of its input.
+
+    The stacked source is a row of ones (for the bias), then one block of ``features`` rows per entry of
+    ``offsets``: the input shifted by that offset. Product ``b`` reads rows ``rows[b]`` of the source shifted by
+    ``bases[b]`` with kernel ``kernels[cls][b]`` (out, rows): the taps at ``bases[b]`` + each offset, times
+    2**-shift. With ``shift_outputs`` (a narrow output: the logits) ``kernels[cls]`` is instead one
+    (bases * out, all rows) array: one product for every base, whose row groups are then added, shifted.
+    """
+
+    features: int
+    outputs: int
+    offsets: list[int]
+    dw: list[int]  # the column offset of each stacked block
+    bases: list[int]
+    rows: list[slice]
+    kernels: list
+    shift_outputs: bool
+
+
+class FullPass:
+    """The integer network over whole images at once: the encoder's side, where every symbol is known.
+
+    Each image becomes a flat volume of r = kernel // 2 zero planes, then its C channel planes, each H rows of W
+    values followed by r zero rows. A tap (dc, dh, dw) (dc <= 0: no mask sees later channels) is then one flat
+    offset: from a real position it reads the same image, or zeros (a plane's trailing zero rows serve as the next
+    plane's leading ones, the leading planes as channel -1), except where w + dw leaves the row: those entries of
+    the stacked copies are zeroed. So each layer is a few matrix products on contiguous slices of the batch, no
+    gathers. Values are also computed at the zero rows and planes; they are zeroed before the next layer reads them
+    and never returned. Each position takes its own position class's result.
+
+    Exact: the activations are integers, the kernels integers times 2**-shift (a power of two), and the bound that
+    ``IntegerContext.check_bounds`` proves keeps every partial sum in any order below 2**53 (times that power of
+    two), so float64 products and sums never round: these are the decoder's integers.
+    """
+
+    def __init__(self, fixed: IntegerContext, shape: Shape) -> None:
+        channels, height, width = shape
+        radius = fixed.kernel // 2
+        self.fixed = fixed
+        self.width = width
+        self.size = channels * height * width
+        self.strides = ((height + radius) * width, width, 1)  # plane, row, column
+        self.image = (channels + radius) * self.strides[0]
+        c, h, w = np.meshgrid(*(np.arange(n) for n in shape), indexing="ij")
+        self.interior = ((c + radius) * self.strides[0] + h * width + w).reshape(-1)
+        self.keep = np.zeros(self.image)
+        self.keep[self.interior] = 1.0
+        position_class = np.zeros(self.size, dtype=np.int64)
+        for step in fixed.coding_order(shape):
+            position_class[step.raster] = step.position_class
+        classes = max(len(layer.weights) for layer in fixed.layers)
+        self.class_at = [np.zeros(self.image, dtype=bool) for _ in range(classes)]
+        for cls, where in enumerate(self.class_at):
+            where[self.interior[position_class == cls]] = True
+        self.plans = [self._plan(layer) for layer in fixed.layers]
+        rows = max(len(plan.offsets) * plan.features + 1 for plan in self.plans)
+        self.chunk = max(1, FULL_PASS_BYTES // (8 * rows * self.image))
+
+    def _plan(self, layer: IntLayer) -> _LayerPlan:
+        radius = self.fixed.kernel // 2
+        features, outputs = layer.weights[0].shape[1], len(layer.weights[0])
+        if any(mask[radius + 1:].any() for mask in layer.masks):
+            raise ConfigError(f"the {self.fixed.kind} context has a mask that sees later channels")
+        axes = [range(-radius, 1), range(-radius, radius + 1), range(-radius, radius + 1)]  # dc <= 0, dh, dw
+        depth = next(d for d in (1, 2, 3) if d == 3 or features * math.prod(map(len, axes[3 - d:])) >= MIN_STACK_ROWS)
+        outer, inner = list(itertools.product(*axes[:3 - depth])), list(itertools.product(*axes[3 - depth:]))
+
+        def offset(tap: tuple[int, ...], strides: tuple[int, ...]) -> int:
+            return sum(t * s for t, s in zip(tap, strides, strict=True))
+
+        def used_blocks(prefix: tuple[int, ...]) -> list[int]:
+            return [j for j, suffix in enumerate(inner)
+                    if any(m[tuple(t + radius for t in prefix + suffix)] for m in layer.masks)]
+
+        bases = [(p, used_blocks(p)) for p in outer if used_blocks(p)]
+        shift_outputs = outputs < MIN_STACK_ROWS
+        # Each product reads the blocks from its first to its last used tap (the first product also the bias row).
+        rows = [slice(0 if b == 0 or shift_outputs else 1 + features * used[0],
+                      1 + features * (len(inner) if shift_outputs else used[-1] + 1))
+                for b, (_, used) in enumerate(bases)]
+        scale = 2.0 ** -layer.shift  # exact: a power of two
+        kernels = []
+        for weight, bias in zip(layer.weights, layer.biases, strict=True):
+            per_base = []
+            for b, ((prefix, _), part) in enumerate(zip(bases, rows, strict=True)):
+                blocks = [weight[(..., *(t + radius for t in prefix + suffix))] for suffix in inner]  # (out, in)
+                ones = bias[:, None] if b == 0 else np.zeros((outputs, 1))
+                per_base.append(np.ascontiguousarray(np.concatenate([ones, *blocks], axis=1)[:, part] * scale))
+            kernels.append(np.concatenate(per_base) if shift_outputs else per_base)
+        return _LayerPlan(features, outputs, [offset(s, self.strides[3 - depth:]) for s in inner],
+                          [s[-1] for s in inner], [offset(p, self.strides[:3 - depth]) for p, _ in bases], rows,
+                          kernels, shift_outputs)
+
+    def logits(self, symbols: np.ndarray, batch_size: int | None = None) -> np.ndarray:
+        """Integer logits (N, C, H, W, L) int64 of symbols (N, C, H, W), ``batch_size`` images per pass."""
+        count = len(symbols)
+        chunk = max(1, batch_size or self.chunk)
+        out = np.empty((count, self.size, self.fixed.levels), dtype=np.int64)
+        workspaces: dict[int, _Workspace] = {}
+        for start in range(0, count, chunk):
+            part = symbols[start:start + chunk].reshape(-1, self.size)
+            n = len(part)
+            if n not in workspaces:
+                workspaces[n] = _Workspace(self, n)
+            workspace = workspaces[n]
+            x = workspace.inputs
+            x.reshape(n, self.image)[:, self.interior] = self.fixed.codes[part]
+            for i, plan in enumerate(self.plans):
+                acc = workspace.convolve(i, plan, x)
+                if i == len(self.plans) - 1:
+                    out[start:start + n] = acc.reshape(-1, n, self.image)[:, :, self.interior].transpose(1, 2, 0)
+                    break
+                np.maximum(acc, 0.0, out=acc)
+                acc *= workspace.keep  # zero rows and planes, as the next layer's taps expect
+                if i > 0:  # hidden layers are residual: x + relu(...)
+                    acc += x
+                x = acc
+        return out.reshape(count, *symbols.shape[1:], self.fixed.levels)
+
+
+class _Workspace:
+    """``FullPass`` buffers for chunks of n images, reused chunk after chunk (only valid windows are rewritten)."""
+
+    def __init__(self, full: FullPass, n: int) -> None:
+        self.full = full
+        self.positions = n * full.image
+        self.inputs = np.zeros((1, self.positions))
+        self.keep = np.tile(full.keep, n)
+        self.class_at = [np.tile(where, n) for where in full.class_at] if len(full.class_at) > 1 else []
+        self.buffers: dict[int, tuple] = {}  # layer -> (stacked source, lead, accumulator, product, class result)
+
+    def _buffers(self, i: int, plan: _LayerPlan) -> tuple:
+        if i not in self.buffers:
+            lead, tail = max(0, -min(plan.bases)), max(0, max(plan.bases))  # multiples of the row length
+            stacked = np.zeros((1 + len(plan.offsets) * plan.features, lead + self.positions + tail))
+            stacked[0] = 1.0  # the bias row
+            product_shape = ((len(plan.bases) * plan.outputs, stacked.shape[1]) if plan.shift_outputs
+                             else (plan.outputs, self.positions))
+            self.buffers[i] = (stacked, lead, np.empty((plan.outputs, self.positions)), np.empty(product_shape),
+                               np.empty((plan.outputs, self.positions)))
+        return self.buffers[i]
+
+    def convolve(self, i: int, plan: _LayerPlan, x: np.ndarray) -> np.ndarray:
+        """floor(masked convolution of x (features, positions) + bias, times 2**-shift): (out, positions)."""
+        stacked, lead, acc, product, result = self._buffers(i, plan)
+        features, positions, width = plan.features, self.positions, self.full.width
+        for j, (offset, dw) in enumerate(zip(plan.offsets, plan.dw, strict=True)):
+            block = stacked[1 + j * features:1 + (j + 1) * features]  # block[:, q] = x[:, q - lead + offset]
+            lo, hi = max(0, lead - offset), min(stacked.shape[1], lead - offset + positions)
+            block[:, lo:hi] = x[:, lo - lead + offset:hi - lead + offset]
+            if dw:  # the columns whose tap w + dw leaves the row read zero
+                outside = slice(0, min(width, -dw)) if dw < 0 else slice(max(0, width - dw), width)
+                block.reshape(features, -1, width)[:, :, outside] = 0.0
+        for cls, kernels in enumerate(plan.kernels):
+            target = acc if cls == 0 else result
+            if plan.shift_outputs:
+                np.matmul(kernels, stacked, out=product)
+                for b, base in enumerate(plan.bases):
+                    window = product[b * plan.outputs:(b + 1) * plan.outputs, lead + base:lead + base + positions]
+                    if b == 0:
+                        np.copyto(target, window)
+                    else:
+                        target += window
+            else:
+                for b, (base, rows, kernel) in enumerate(zip(plan.bases, plan.rows, kernels, strict=True)):
+                    window = stacked[rows, lead + base:lead + base + positions]
+                    if b == 0:
+                        np.matmul(kernel, window, out=target)
+                    else:
+                        np.matmul(kernel, window, out=product)
+                        target += product
+            if cls > 0:
+                np.copyto(acc, result, where=self.class_at[cls])
+        np.floor(acc, out=acc)
+        return acc

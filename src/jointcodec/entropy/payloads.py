@@ -1,7 +1,7 @@
 """Latent symbols <-> range-coded payloads, in numpy: the one implementation the server and the edge share.
 
-Encoding knows every symbol, so one full integer pass gives every distribution; the symbols are then
-range-coded in *coding order*: the decoding steps of ``IntegerContext.coding_order`` one after the
+Encoding knows every symbol, so one full integer pass gives every distribution (``FullPass``); the symbols are
+then range-coded in *coding order*: the decoding steps of ``IntegerContext.coding_order`` one after the
 other, raster order within a step. Decoding runs a batch of images together: per step it evaluates the
 integer network only at that step's positions (``IncrementalContext``), turns the logits into
 frequencies, and pulls that step's symbols out of each image's stream with one constriction call.
@@ -85,11 +85,26 @@ def coding_permutation(fixed: IntegerContext, shape: Shape) -> np.ndarray:
     return np.concatenate([step.raster for step in fixed.coding_order(shape)])
 
 
-@one_blas_thread
+def encode_latents(fixed: IntegerContext, symbols: np.ndarray, batch_size: int | None = None,
+                   threads: int | None = None) -> list[bytes]:
+    """Symbols (N, C, H, W) in [0, L) -> one range-coded payload per image. ``batch_size``: images per chunk
+    (default: auto); ``threads``: see ``coding_threads`` (the bytes never depend on either)."""
+    return _encode(fixed, symbols, batch_size, threads, with_bits=False)[0]
+
+
 def encode_latents_with_bits(fixed: IntegerContext, symbols: np.ndarray, batch_size: int | None = None,
                              threads: int | None = None) -> tuple[list[bytes], np.ndarray]:
-    """Symbols (N, C, H, W) in [0, L) -> one range-coded payload per image, and each image's ideal code
-    length (bits) under the integer frequencies. ``threads``: see ``coding_threads`` (bytes never depend on it)."""
+    """As ``encode_latents``, plus each image's ideal code length (bits) under the integer frequencies."""
+    payloads, bits = _encode(fixed, symbols, batch_size, threads, with_bits=True)
+    return payloads, bits
+
+
+@one_blas_thread
+def _encode(fixed: IntegerContext, symbols: np.ndarray, batch_size: int | None, threads: int | None,
+            with_bits: bool) -> tuple[list[bytes], np.ndarray | None]:
+    """The encoder: every symbol is known, so one full pass of the integer network gives every distribution
+    (``IntegerContext.logits``), the frequencies come for the whole chunk at once, and each image is one
+    constriction call in coding order."""
     symbols = np.asarray(symbols, dtype=np.int64)
     if symbols.ndim != 4:
         raise ValueError(f"symbols must be (N, C, H, W), got {tuple(symbols.shape)}")
@@ -97,19 +112,20 @@ def encode_latents_with_bits(fixed: IntegerContext, symbols: np.ndarray, batch_s
         raise ValueError(f"symbols must lie in [0, {fixed.levels})")
     shape = tuple(symbols.shape[1:])
     order = coding_permutation(fixed, shape)
-    batch_size = batch_size or fixed.decode_batch_size(shape)
 
-    def encode_chunk(start: int, stop: int) -> tuple[list[bytes], np.ndarray]:
-        chunk = symbols[start:stop]
-        freq = frequencies(fixed.logits(chunk, batch_size)).reshape(len(chunk), -1, fixed.levels)
-        flat = chunk.reshape(len(chunk), -1)
-        freq, flat = freq[:, order], flat[:, order]
+    def encode_chunk(start: int, stop: int) -> tuple[list[bytes], np.ndarray | None]:
+        chunk = symbols[start:stop].reshape(stop - start, -1)[:, order].astype(np.int32)  # what constriction reads
+        logits = fixed.logits(symbols[start:stop]).reshape(len(chunk), -1, fixed.levels)[:, order]
+        freq = frequencies(logits)
         probs = coder.probabilities(freq)
-        return [coder.encode(flat[i], probs[i]) for i in range(len(chunk))], code_length_bits(freq, flat)
+        payloads = [coder.encode(chunk[i], probs[i]) for i in range(len(chunk))]
+        return payloads, code_length_bits(freq, chunk) if with_bits else None
 
-    chunks = _map_chunks(encode_chunk, len(symbols), batch_size, threads)
+    chunks = _map_chunks(encode_chunk, len(symbols), batch_size or fixed.decode_batch_size(shape), threads)
     payloads = [payload for chunk_payloads, _ in chunks for payload in chunk_payloads]
-    return payloads, (np.concatenate([bits for _, bits in chunks]) if chunks else np.zeros(0))
+    if not with_bits:
+        return payloads, None
+    return payloads, np.concatenate([bits for _, bits in chunks]) if chunks else np.zeros(0)
 
 
 @one_blas_thread

@@ -26,8 +26,7 @@ def _numpy(symbols: torch.Tensor | np.ndarray) -> np.ndarray:
 def encode_latents(fixed: IntegerContext, symbols: torch.Tensor, batch_size: int | None = None,
                    threads: int | None = None) -> list[bytes]:
     """Symbols (N, C, H, W) in [0, L) -> one range-coded payload per image."""
-    payloads, _ = encode_latents_with_bits(fixed, symbols, batch_size, threads)
-    return payloads
+    return _payloads.encode_latents(fixed, _numpy(symbols), batch_size, threads)
 
 
 def encode_latents_with_bits(fixed: IntegerContext, symbols: torch.Tensor, batch_size: int | None = None,
