@@ -30,6 +30,7 @@ import io
 import itertools
 import json
 import math
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -159,7 +160,10 @@ class IntegerContext:
         self.fingerprint = bytes(fingerprint)
         self._schedule = schedule
         self.check_bounds()
+        # Per latent shape, computed once (a dict entry is assigned in one step: safe to share between threads).
         self._orders: dict[Shape, list[Step]] = {}
+        self._permutations: dict[Shape, np.ndarray] = {}
+        self._batch_sizes: dict[Shape, int] = {}
         self._full_passes: dict[Shape, FullPass] = {}
 
     def check_bounds(self) -> None:
@@ -185,6 +189,15 @@ class IntegerContext:
             parts = np.split(order, np.cumsum(np.bincount(step))[:-1])
             self._orders[shape] = [Step(raster, int(position_class[raster[0]])) for raster in parts if raster.size]
         return self._orders[shape]
+
+    def coding_permutation(self, shape: Shape) -> np.ndarray:
+        """Raster index of each symbol in coding order: the decoding steps one after another (read-only)."""
+        shape = tuple(int(v) for v in shape)
+        if shape not in self._permutations:
+            permutation = np.concatenate([step.raster for step in self.coding_order(shape)])
+            permutation.flags.writeable = False
+            self._permutations[shape] = permutation
+        return self._permutations[shape]
 
     def verify_order(self, shape: Shape, step: np.ndarray, position_class: np.ndarray) -> None:
         """Every first-layer tap must lie in an earlier step, every later-layer tap in an earlier or the same
@@ -230,8 +243,11 @@ class IntegerContext:
 
     def decode_batch_size(self, shape: Shape) -> int:
         """Images to decode together: the largest step's gathered block about WORKING_SET_BYTES."""
-        largest = max(len(step.raster) for step in self.coding_order(shape))
-        return max(64, min(1000, WORKING_SET_BYTES // (largest * self.bytes_per_position())))
+        shape = tuple(int(v) for v in shape)
+        if shape not in self._batch_sizes:
+            largest = max(len(step.raster) for step in self.coding_order(shape))
+            self._batch_sizes[shape] = max(64, min(1000, WORKING_SET_BYTES // (largest * self.bytes_per_position())))
+        return self._batch_sizes[shape]
 
     # --- export: the same object on a device without torch ----------------------------------------
     def arrays(self, shapes: list[Shape]) -> dict[str, np.ndarray]:
@@ -438,6 +454,7 @@ class FullPass:
         self.plans = [self._plan(layer) for layer in fixed.layers]
         rows = max(len(plan.offsets) * plan.features + 1 for plan in self.plans)
         self.chunk = max(1, FULL_PASS_BYTES // (8 * rows * self.image))
+        self._workspaces = threading.local()  # buffers are reused call after call, one set per thread
 
     def _plan(self, layer: IntLayer) -> _LayerPlan:
         radius = self.fixed.kernel // 2
@@ -479,7 +496,7 @@ class FullPass:
         count = len(symbols)
         chunk = max(1, batch_size or self.chunk)
         out = np.empty((count, self.size, self.fixed.levels), dtype=np.int64)
-        workspaces: dict[int, _Workspace] = {}
+        workspaces = self._workspaces.__dict__.setdefault("by_size", {})  # this thread's, by images per pass
         for start in range(0, count, chunk):
             part = symbols[start:start + chunk].reshape(-1, self.size)
             n = len(part)

@@ -81,8 +81,8 @@ def _map_chunks(fn: Callable[[int, int], object], count: int, batch_size: int, t
 
 
 def coding_permutation(fixed: IntegerContext, shape: Shape) -> np.ndarray:
-    """Raster index of each symbol in coding order: the decoding steps one after another."""
-    return np.concatenate([step.raster for step in fixed.coding_order(shape)])
+    """Raster index of each symbol in coding order: the decoding steps one after another (read-only)."""
+    return fixed.coding_permutation(shape)
 
 
 def encode_latents(fixed: IntegerContext, symbols: np.ndarray, batch_size: int | None = None,
