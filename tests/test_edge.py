@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,71 @@ def test_the_exported_integer_context_is_the_same_coder(kind: str, tmp_path: Pat
     np.testing.assert_array_equal(loaded.logits(symbols), fixed.logits(symbols))
     with pytest.raises(ConfigError, match="latent shapes"):
         loaded.coding_order((6, 5, 5))
+
+
+@pytest.fixture(scope="module")
+def int8_export_dir(tmp_path_factory, data_dir: Path) -> Path:
+    """`jointcodec export --checkpoint default --onnx DIR --int8`, calibrated on a few training images."""
+    from jointcodec.cli.main import main
+
+    out = tmp_path_factory.mktemp("onnx_int8")
+    assert main(["export", "--checkpoint", "default", "--onnx", str(out), "--int8", "--calibration-images", "64",
+                 "--data-dir", str(data_dir)]) == 0
+    return out
+
+
+def test_the_int8_encoder_round_trips_through_the_service(int8_export_dir: Path, images: torch.Tensor,
+                                                          data_dir: Path, tmp_path: Path) -> None:
+    """int8 edge files (quantized encoder, exact integer coder) decode on the server to the int8 symbols, and the
+    service classifies them; the quantizer's nearest-center choice stays in float, so most symbols match fp32."""
+    pytest.importorskip("fastapi")
+    with warnings.catch_warnings():  # starlette's TestClient says it prefers httpx2; httpx works
+        warnings.filterwarnings("ignore", message=".*httpx2")
+        from fastapi.testclient import TestClient
+    from jointcodec.edge import EdgeEncoder
+    from jointcodec.serve import create_app
+
+    manifest = json.loads((int8_export_dir / "edge.json").read_text())
+    assert manifest["files"]["encoder_int8"]["file"] == "encoder_int8.onnx"
+    assert manifest["int8"]["calibration_images"] == 64 and "node_argmin" in manifest["int8"]["float_nodes"]
+    int8, fp32 = (EdgeEncoder(int8_export_dir, threads=1, precision=p) for p in ("int8", "fp32"))
+    int8_symbols = int8.symbols(images.numpy())
+    assert 0.95 <= float((int8_symbols == fp32.symbols(images.numpy())).mean()) < 1.0
+    data = int8.compress(images.numpy())
+    codec = Codec.load("default")
+    assert torch.equal(codec.decode_symbols(data), torch.from_numpy(int8_symbols))
+    with TestClient(create_app(codec)) as client:
+        response = client.post("/v1/classify", content=data, headers={"content-type": "application/octet-stream"})
+    assert response.status_code == 200
+    assert [p["label"] for p in response.json()["predictions"]] == codec.classify(data).tolist()
+
+    # The command line without torch, with --int8: the same file.
+    out = tmp_path / "int8.jcc"
+    np.save(tmp_path / "images.npy", images.numpy())
+    proc = subprocess.run([sys.executable, "-c", EDGE_CLI, str(int8_export_dir), str(tmp_path / "images.npy"),
+                           "-o", str(out), "--threads", "1", "--int8"], capture_output=True, text=True, timeout=120,
+                          env=_env())
+    assert proc.returncode == 0, proc.stderr
+    assert "int8 encoder" in proc.stdout and out.read_bytes() == data
+
+
+def test_bad_int8_requests_are_one_line_errors(export_dir: Path, data_dir: Path, tmp_path: Path, capsys) -> None:
+    from jointcodec.cli.main import main
+    from jointcodec.edge import EdgeEncoder
+
+    for argv, message in [
+            (["--onnx", str(tmp_path / "a"), "--int8", "--calibration-images", "0"], "at least 1"),
+            (["--split", str(tmp_path / "b"), "--int8"], "for --onnx exports"),
+            (["--onnx", str(tmp_path / "c"), "--calibration-images", "8"], "with --int8"),
+            (["--onnx", str(tmp_path / "d"), "--int8", "--data-dir", str(tmp_path / "nothing")], "cifar10")]:
+        assert main(["export", "--checkpoint", "default", *argv]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("jointcodec: error:") and err.count("\n") == 1 and message in err, err
+    with pytest.raises(CheckpointError, match="no int8 encoder"):
+        EdgeEncoder(export_dir, precision="int8")
+    with pytest.raises(ConfigError, match="precision"):
+        EdgeEncoder(export_dir, precision="fp16")
+    np.save(tmp_path / "one.npy", np.zeros((1, 3, 32, 32), dtype=np.uint8))
+    proc = subprocess.run([sys.executable, "-c", EDGE_CLI, str(export_dir), str(tmp_path / "one.npy"), "-o",
+                           str(tmp_path / "x.jcc"), "--int8"], capture_output=True, text=True, timeout=120, env=_env())
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "no int8 encoder" in proc.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from jointcodec.cli.options import add_data_options
 from jointcodec.errors import ConfigError
 
 
@@ -17,6 +18,12 @@ def add_export(sub) -> None:
                       help="folder for encoder.onnx, context.onnx, context_int.npz and edge.json (for the edge client)")
     form.add_argument("--split", metavar="DIR",
                       help="folder for edge.safetensors, server.safetensors and deployment.json")
+    p.add_argument("--int8", action="store_true",
+                   help="with --onnx: also write encoder_int8.onnx, the encoder quantized to int8 (calibrated on "
+                        "training images of the model's data set)")
+    p.add_argument("--calibration-images", type=int, default=None,
+                   help="training images for the int8 calibration (default: 256)")
+    add_data_options(p, download=False)
     p.set_defaults(run=run_export)
 
 
@@ -29,13 +36,19 @@ def add_export_edge(sub) -> None:
 
 def run_export(args) -> int:
     if args.split:
+        if args.int8 or args.calibration_images is not None:
+            raise ConfigError("--int8 and --calibration-images are for --onnx exports, not --split")
         return _export_split(args.checkpoint, args.split)
+    if args.calibration_images is not None and not args.int8:
+        raise ConfigError("--calibration-images sets the int8 calibration: give it with --int8")
     try:
-        from jointcodec.edge.onnx_export import export_onnx, manifest_summary
+        from jointcodec.edge.onnx_export import CALIBRATION_IMAGES, export_onnx, manifest_summary
     except ImportError as err:
         raise ConfigError(f"export --onnx needs onnx, onnxscript and onnxruntime "
                           f"(pip install 'jointcodec[onnx]'): {err}") from err
-    manifest = export_onnx(args.checkpoint, args.onnx)
+    manifest = export_onnx(args.checkpoint, args.onnx, int8=args.int8, data_dir=args.data_dir,
+                           calibration_images=CALIBRATION_IMAGES if args.calibration_images is None
+                           else args.calibration_images)
     print(f"wrote {args.onnx}: {manifest_summary(manifest)}")
     return 0
 

@@ -28,17 +28,29 @@ from jointcodec.utils import atomic_write
 EDGE_FORMAT = 1  # version of edge.json and the files it names
 MANIFEST = "edge.json"
 ENCODER_FILE = "encoder.onnx"
+INT8_ENCODER_FILE = "encoder_int8.onnx"  # written by `jointcodec export --onnx DIR --int8`
+PRECISIONS = {"fp32": "encoder", "int8": "encoder_int8"}  # the encoder's precision -> its key in edge.json's files
 CONTEXT_FILE = "context.onnx"
 INTEGER_FILE = "context_int.npz"
 NPZ_SLICE = re.compile(r"^(?P<path>.+\.npz)(?:\[(?P<start>\d*):(?P<stop>\d*)\])?$")
 
 
 class EdgeEncoder:
-    """An exported edge model (``jointcodec export --onnx DIR``), ready to compress images."""
+    """An exported edge model (``jointcodec export --onnx DIR``), ready to compress images.
 
-    def __init__(self, export_dir: str | Path, threads: int | None = None, providers: list[str] | None = None) -> None:
+    ``threads``: ONNX Runtime's threads and the entropy coder's (default: their own choice). ``precision``: "fp32"
+    (the default: the torch model's symbols, so byte for byte the server's own files) or "int8" (the statically
+    quantized encoder of ``export --int8``: faster; a few symbols differ, every file still decodes exactly).
+    """
+
+    def __init__(self, export_dir: str | Path, threads: int | None = None, providers: list[str] | None = None,
+                 precision: str = "fp32") -> None:
         import onnxruntime as ort
 
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if threads is not None and threads < 1:
+            raise ConfigError(f"threads must be at least 1, got {threads}")
         self.export_dir = Path(export_dir)
         try:
             self.manifest = json.loads((self.export_dir / MANIFEST).read_text())
@@ -50,12 +62,16 @@ class EdgeEncoder:
         if self.manifest.get("container_version") != FORMAT_VERSION:
             raise CheckpointError(f"{self.export_dir}: the export writes container version "
                                   f"{self.manifest.get('container_version')}, this client writes {FORMAT_VERSION}")
-        encoder_bytes = self._read_checked("encoder")
+        if PRECISIONS[precision] not in self.manifest.get("files", {}):
+            raise CheckpointError(f"{self.export_dir}: this export has no {precision} encoder (write one with "
+                                  f"`jointcodec export --onnx {self.export_dir} --int8`)")
+        encoder_bytes = self._read_checked(PRECISIONS[precision])
         self._read_checked("context_integer")  # checksum only; IntegerContext.load reads the file
         self.context = IntegerContext.load(self.export_dir / self.manifest["files"]["context_integer"]["file"])
         self.fingerprint = bytes.fromhex(self.manifest["fingerprint"])
         if self.context.fingerprint != self.fingerprint or self.context.digest() != self.manifest["integer_digest"]:
             raise CheckpointError(f"{self.export_dir}: the integer context model does not match {MANIFEST}")
+        self.precision, self.threads = precision, threads
         self.levels = int(self.manifest["levels"])
         self.image_size = int(self.manifest["image_size"])
         self.latent_shape = tuple(int(v) for v in self.manifest["latent_shape"])
@@ -64,7 +80,12 @@ class EdgeEncoder:
         if threads:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(encoder_bytes, options, providers=providers or ["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(encoder_bytes, options, providers=providers or ["CPUExecutionProvider"])
+        except Exception as err:  # ONNX Runtime's own error types, with multi-line messages
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CheckpointError(f"{self.export_dir}: ONNX Runtime cannot run the {precision} encoder: "
+                                  f"{first_line}") from err
 
     def _read_checked(self, key: str) -> bytes:
         entry = self.manifest["files"][key]
@@ -100,7 +121,7 @@ class EdgeEncoder:
         if symbols.ndim != 4 or len(symbols) == 0 or symbols.min() < 0 or symbols.max() >= self.levels:
             raise ConfigError(f"symbols must be a non-empty (N, C, H, W) array in [0, {self.levels}), got "
                               f"{tuple(symbols.shape)}")
-        payloads = encode_latents(self.context, symbols)
+        payloads = encode_latents(self.context, symbols, threads=self.threads)
         return Container(self.fingerprint, self.levels, tuple(int(v) for v in symbols.shape[1:]), tuple(payloads))
 
     def compress(self, images: np.ndarray) -> bytes:
@@ -165,10 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("export_dir", help="folder written by `jointcodec export --onnx`")
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy / .npz[A:B] arrays or image files")
     parser.add_argument("-o", "--output", required=True, help="the .jcc file to write")
-    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: its own choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for ONNX Runtime and the entropy coder (default: their own choice)")
+    parser.add_argument("--int8", dest="precision", action="store_const", const="int8", default="fp32",
+                        help="run the int8 encoder (written by `jointcodec export --onnx DIR --int8`)")
     args = parser.parse_args(argv)
     try:
-        edge = EdgeEncoder(args.export_dir, threads=args.threads)
+        edge = EdgeEncoder(args.export_dir, threads=args.threads, precision=args.precision)
         images = read_inputs(args.inputs, edge.image_size)
         data = edge.compress(images)
         atomic_write(args.output, lambda tmp: Path(tmp).write_bytes(data))
@@ -177,5 +201,5 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     pixels = len(images) * edge.image_size**2
     print(f"wrote {args.output}: {len(images)} images, {len(data)} bytes ({8 * len(data) / pixels:.4f} bpp file); "
-          f"model {edge.fingerprint.hex()}")
+          f"model {edge.fingerprint.hex()}, {edge.precision} encoder")
     return 0
