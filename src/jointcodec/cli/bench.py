@@ -27,6 +27,10 @@ def add_bench(sub) -> None:
     p.add_argument("--pj-per-mac", type=float, default=d.pj_per_mac,
                    help="stated energy per multiply-accumulate for the MAC energy estimate (pJ)")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the peak-memory measurement")
+    p.add_argument("--onnx", default=None, metavar="DIR",
+                   help="the checkpoint's edge export (`jointcodec export --onnx DIR [--int8]`) whose torch-free "
+                        "client is measured (default: export one for this run, with int8 where the training images "
+                        "are at hand)")
     add_data_options(p, download=False)
     add_progress_option(p)
     p.set_defaults(run=run_bench_cli)

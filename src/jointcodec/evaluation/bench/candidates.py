@@ -6,8 +6,10 @@ CompressAI's two Ballé et al. models, and two on-device classifiers (jointcodec
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -31,6 +33,8 @@ class Candidate:
     macs: int | None = None
     note: str = ""
     threaded_batches: bool = False  # run a batch as parallel single-image calls (Pillow: one call, one thread)
+    set_threads: Callable[[int], None] | None = None  # for runtimes torch's thread count does not reach
+    fp32_macs: bool = True  # False: integer MACs, which the fp32 energy-per-MAC estimate does not describe
 
 
 class _Call(nn.Module):
@@ -53,6 +57,16 @@ def _to_unit(images: torch.Tensor) -> torch.Tensor:
     return images.float() / 255.0
 
 
+def jointcodec_macs(model: JointModel, image_size: int) -> tuple[int, int, int]:
+    """MACs per image of the encoder, the context model and the classifier."""
+    from jointcodec.data import normalize
+
+    example = normalize(torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8))
+    with torch.no_grad():
+        latent = model.quantizer.dequantize(model.quantizer.symbols(model.encoder(example)))
+    return count_macs(model.encoder, example), count_macs(model.context, latent), count_macs(model.classifier, latent)
+
+
 def jointcodec_candidates(model: JointModel, image_size: int) -> list[Candidate]:
     """jointcodec's encoder alone, encoder + entropy coding (-> ``.jcc`` bytes), and the whole model (-> label)."""
     from jointcodec.api import Codec
@@ -60,12 +74,7 @@ def jointcodec_candidates(model: JointModel, image_size: int) -> list[Candidate]
 
     model.eval()
     codec = Codec(model)
-    example = normalize(torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8))
-    encoder_macs = count_macs(model.encoder, example)
-    with torch.no_grad():
-        latent = model.quantizer.dequantize(model.quantizer.symbols(model.encoder(example)))
-    context_macs = count_macs(model.context, latent)
-    classifier_macs = count_macs(model.classifier, latent)
+    encoder_macs, context_macs, classifier_macs = jointcodec_macs(model, image_size)
 
     @torch.no_grad()
     def encoder(images):
@@ -85,6 +94,59 @@ def jointcodec_candidates(model: JointModel, image_size: int) -> list[Candidate]
                   [model.encoder, model.quantizer, model.classifier], encoder_macs + classifier_macs,
                   "the whole jointcodec model on the device, -> label"),
     ]
+
+
+class _EdgeClient:
+    """The shipped edge client (``jointcodec.edge.EdgeEncoder``) at one precision, with one ONNX Runtime session
+    per thread count: the bench sets the count (``Candidate.set_threads``) before it times a candidate."""
+
+    def __init__(self, export_dir: Path, precision: str) -> None:
+        self.export_dir, self.precision = export_dir, precision
+        self.threads = 1
+        self.clients: dict[int, object] = {}
+
+    def set_threads(self, threads: int) -> None:
+        self.threads = threads
+
+    def client(self):
+        from jointcodec.edge import EdgeEncoder
+
+        if self.threads not in self.clients:
+            self.clients[self.threads] = EdgeEncoder(self.export_dir, threads=self.threads, precision=self.precision)
+        return self.clients[self.threads]
+
+    def symbols(self, images: torch.Tensor):
+        return self.client().symbols(images.numpy())
+
+    def compress(self, images: torch.Tensor) -> bytes:
+        return self.client().compress(images.numpy())
+
+
+def client_candidates(export_dir: Path, encoder_macs: int, context_macs: int) -> list[Candidate]:
+    """The torch-free edge client as shipped: ONNX Runtime encoder alone, and encoder + entropy coding (numpy
+    integer context model, constriction) -> ``.jcc`` bytes; fp32, and int8 where the export has that encoder."""
+    from jointcodec.edge.client import MANIFEST, PRECISIONS
+
+    manifest = json.loads((export_dir / MANIFEST).read_text())
+    out = []
+    for precision, key in PRECISIONS.items():
+        if key not in manifest["files"]:
+            continue
+        edge = _EdgeClient(export_dir, precision)
+        encoder_file = manifest["files"][key]["file"]
+        size = (export_dir / encoder_file).stat().st_size
+        integer_size = (export_dir / manifest["files"]["context_integer"]["file"]).stat().st_size
+        common = {"group": f"jointcodec client {precision}", "set_threads": edge.set_threads,
+                  "fp32_macs": precision == "fp32"}
+        out.append(Candidate(f"jointcodec client encoder ({precision})", stage="transform", run=edge.symbols,
+                             macs=encoder_macs, note=f"{encoder_file} ({size / 1024:.1f} KiB) in ONNX Runtime "
+                                                     "-> latent symbols", **common))
+        out.append(Candidate(f"jointcodec client encoder + entropy coding ({precision})", stage="full",
+                             run=edge.compress, macs=encoder_macs + context_macs,
+                             note=f"-> .jcc bytes: {encoder_file} + {manifest['files']['context_integer']['file']} "
+                                  f"({(size + integer_size) / 1024:.1f} KiB), numpy integer context model, "
+                                  "constriction; no torch", **common))
+    return out
 
 
 def classic_candidates(jpeg_quality: int, webp_quality: int) -> list[Candidate]:
@@ -165,9 +227,13 @@ def resnet18_candidate(image_size: int, num_classes: int) -> Candidate:
 
 
 def all_candidates(model: JointModel, image_size: int, num_classes: int, jpeg_quality: int, webp_quality: int,
-                   compressai_quality: int) -> tuple[list[Candidate], str | None]:
-    """Every candidate in report order, and why CompressAI's are missing (None when present)."""
+                   compressai_quality: int, edge_export: Path | None = None) -> tuple[list[Candidate], str | None]:
+    """Every candidate in report order (the edge client's rows where ``edge_export`` is given), and why
+    CompressAI's are missing (None when present)."""
     candidates = jointcodec_candidates(model, image_size)
+    if edge_export is not None:
+        encoder_macs, context_macs, _ = jointcodec_macs(model, image_size)
+        candidates += client_candidates(edge_export, encoder_macs, context_macs)
     candidates += classic_candidates(jpeg_quality, webp_quality)
     learned, compressai_missing = compressai_candidates(compressai_quality, image_size)
     candidates += learned

@@ -170,7 +170,8 @@ def candidate_row(candidate: Candidate, timings: dict, energy_threads: int, imag
     working = working_memory(candidate, image) if image is not None else None
     single = timings[f"threads_{energy_threads}"]
     energy = {"cpu_estimate_mj": single["cpu_ms_per_image_b64"] * watts_per_core,
-              "macs_estimate_mj": (candidate.macs * pj_per_mac * 1e-9) if candidate.macs else None}
+              "macs_estimate_mj": (candidate.macs * pj_per_mac * 1e-9) if candidate.macs and candidate.fp32_macs
+              else None}
     if "energy_mj_measured_rapl" in single:
         energy["measured_rapl_mj"] = single["energy_mj_measured_rapl"]
     return {
@@ -202,16 +203,25 @@ def machine_info(cores: int) -> dict:
 
 
 # --- ratios ----------------------------------------------------------------------------------------
-def _pairs(rows: list[dict]) -> list[tuple[dict, dict]]:
-    """(jointcodec reference, alternative): transforms against our encoder, the rest against encoder + coding."""
-    ours = {r["stage"]: r for r in rows if r["group"] == "jointcodec"}
-    return [(ours[r["stage"]], r) for r in rows if r["group"] != "jointcodec"]
+JOINTCODEC = "jointcodec"  # the torch path's group; the edge client's rows are in "jointcodec client <precision>"
 
 
-def ratios(rows: list[dict], threads: list[int]) -> list[dict]:
-    """Each alternative against the matching jointcodec stage: size reduction, MAC ratio, speed-ups, energy saving."""
+def _pairs(rows: list[dict], reference: str) -> list[tuple[dict, dict]]:
+    """(reference row, alternative): transforms against the reference group's encoder, the rest against its encoder +
+    coding. The alternatives are the other systems; the edge client's tables also hold the torch path's rows."""
+    ours = {r["stage"]: r for r in rows if r["group"] == reference}
+
+    def alternative(row: dict) -> bool:
+        return not row["group"].startswith(JOINTCODEC) or (row["group"] == JOINTCODEC != reference)
+
+    return [(ours[r["stage"]], r) for r in rows if alternative(r) and r["stage"] in ours]
+
+
+def ratios(rows: list[dict], threads: list[int], reference: str = JOINTCODEC) -> list[dict]:
+    """Each alternative against the matching stage of ``reference`` (a group of jointcodec rows): size reduction, MAC
+    ratio, speed-ups, energy saving."""
     out = []
-    for ours, alt in _pairs(rows):
+    for ours, alt in _pairs(rows, reference):
         entry = {"alternative": alt["name"], "group": alt["group"], "compared_with": ours["name"]}
         if ours["size_fp32_bytes"] and alt["size_fp32_bytes"]:
             entry["size_reduction"] = 1 - ours["size_fp32_bytes"] / alt["size_fp32_bytes"]
@@ -227,6 +237,12 @@ def ratios(rows: list[dict], threads: list[int]) -> list[dict]:
                 entry[f"energy_saving_{kind.removesuffix('_mj')}"] = 1 - mine / theirs
         out.append(entry)
     return out
+
+
+def client_ratios(rows: list[dict], threads: list[int]) -> dict[str, list[dict]]:
+    """The edge client's rows against the same alternatives and against the torch path, one table per precision."""
+    groups = sorted({r["group"] for r in rows if r["group"].startswith(JOINTCODEC + " client")})
+    return {group: ratios(rows, threads, group) for group in groups}
 
 
 def summary(entries: list[dict]) -> dict:

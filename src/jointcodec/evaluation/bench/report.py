@@ -40,6 +40,8 @@ def format_markdown(result: dict) -> str:
     lines += ["", f"Energy: {result['settings']['energy']}.", f"Memory: {result['settings']['memory']}.", ""]
     if result.get("compressai"):
         lines += [f"**CompressAI alternatives missing**: {result['compressai']}.", ""]
+    if result.get("edge_client"):
+        lines += [f"Edge client (`jointcodec.edge`, numpy + ONNX Runtime + constriction): {result['edge_client']}.", ""]
     header = ["candidate", "stage", "params", "weights fp32", "weights fp16", "MACs / image", "peak memory"]
     for t in threads:
         header += [f"latency b1, {t}T (ms)", f"throughput b{result['settings']['batch_size']}, {t}T (img/s)"]
@@ -66,20 +68,13 @@ def format_markdown(result: dict) -> str:
               "Transforms are compared with the jointcodec encoder, everything else with jointcodec's encoder + "
               "entropy coding (what the device runs to send a `.jcc`). Size: 1 - ours / theirs (fp32 weights); "
               "speed-up: their time / ours; energy saving: 1 - ours / theirs.", ""]
-    header = ["alternative", "compared with", "smaller by", "MACs theirs / ours"]
-    for t in threads:
-        header += [f"latency speed-up {t}T", f"throughput speed-up {t}T"]
-    header += ["energy saving"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for e in result["ratios"]:
-        cells = [e["alternative"], e["compared_with"], _pct(e.get("size_reduction")), _fmt(e.get("mac_ratio"), ".1f")]
-        for t in threads:
-            cells += [_x(e.get(f"latency_speedup_t{t}")), _x(e.get(f"throughput_speedup_t{t}"))]
-        energy = [f"{_pct(e[k])} ({label})" for k, label in (("energy_saving_measured_rapl", "measured"),
-                                                            ("energy_saving_cpu_estimate", "est. CPU"),
-                                                            ("energy_saving_macs_estimate", "est. MACs")) if k in e]
-        cells.append(", ".join(energy) or "—")
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += _ratio_table(result["ratios"], threads)
+    for group, entries in result.get("client_ratios", {}).items():
+        lines += ["", f"## Ratios of the edge client ({group.rsplit(' ', 1)[-1]})", "",
+                  "The torch-free client as shipped against the same alternatives and against the torch path: its "
+                  "encoder against theirs, its encoder + entropy coding against the rest. Speed-up: their time / "
+                  "the client's.", ""]
+        lines += _ratio_table(entries, threads)
     lines += ["", "## Summary (ranges over the alternatives of each group)", ""]
     for group, ranges in result["summary"].items():
         parts = []
@@ -97,6 +92,24 @@ def format_markdown(result: dict) -> str:
                 parts.append(f"{_span(ranges[key], _pct)} less energy ({label})")
         lines.append(f"- **vs {group}**: " + "; ".join(parts))
     return "\n".join(lines) + "\n"
+
+
+def _ratio_table(entries: list[dict], threads: list[int]) -> list[str]:
+    header = ["alternative", "compared with", "smaller by", "MACs theirs / ours"]
+    for t in threads:
+        header += [f"latency speed-up {t}T", f"throughput speed-up {t}T"]
+    header += ["energy saving"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for e in entries:
+        cells = [e["alternative"], e["compared_with"], _pct(e.get("size_reduction")), _fmt(e.get("mac_ratio"), ".1f")]
+        for t in threads:
+            cells += [_x(e.get(f"latency_speedup_t{t}")), _x(e.get(f"throughput_speedup_t{t}"))]
+        energy = [f"{_pct(e[k])} ({label})" for k, label in (("energy_saving_measured_rapl", "measured"),
+                                                            ("energy_saving_cpu_estimate", "est. CPU"),
+                                                            ("energy_saving_macs_estimate", "est. MACs")) if k in e]
+        cells.append(", ".join(energy) or "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _pct(value) -> str:

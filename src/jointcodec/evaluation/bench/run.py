@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -14,6 +16,7 @@ from jointcodec.evaluation.bench.measurement import (
     PJ_PER_MAC,
     WATTS_PER_CORE,
     candidate_row,
+    client_ratios,
     latency_calls,
     machine_info,
     prepare_memory_measurement,
@@ -42,6 +45,7 @@ class BenchConfig:
     memory: bool = True
     data_dir: str | None = None
     progress: bool = True
+    onnx: str | None = None  # an edge export (`jointcodec export --onnx`) for the client's rows; None: export one
 
 
 def _load(config: BenchConfig):
@@ -77,6 +81,39 @@ def _images(model_config: dict, image_size: int, count: int, data_dir: str | Non
     return (images * 255).round().to(torch.uint8), f"{count} synthetic smooth random images (no data set at hand)"
 
 
+def _edge_export(config: BenchConfig, model, model_config: dict, scratch: Path) -> tuple[Path | None, str]:
+    """The edge export whose client the bench runs, and a line on where it came from (or why there is none).
+
+    ``--onnx DIR`` names one; otherwise the model is exported into ``scratch``, with the int8 encoder where the
+    model's training images are at hand for its calibration."""
+    from jointcodec.errors import DataError
+
+    if config.onnx:
+        import json
+
+        from jointcodec.edge.client import MANIFEST
+        from jointcodec.entropy.fixedpoint import model_fingerprint
+
+        try:
+            fingerprint = json.loads((Path(config.onnx) / MANIFEST).read_text())["fingerprint"]
+        except (OSError, ValueError, KeyError) as err:
+            raise ConfigError(f"--onnx {config.onnx}: not an edge export (no readable {MANIFEST}: {err})") from err
+        if fingerprint != model_fingerprint(model):
+            raise ConfigError(f"--onnx {config.onnx} holds model {fingerprint}, the bench runs "
+                              f"{model_fingerprint(model)}: export the same checkpoint")
+        return Path(config.onnx), f"the export in {config.onnx}"
+    try:
+        from jointcodec.edge.onnx_export import CALIBRATION_IMAGES, export_model, training_images
+    except ImportError as err:
+        return None, f"no edge client rows: exporting needs onnx, onnxscript and onnxruntime ({err})"
+    try:
+        calibration, int8 = training_images(model_config, CALIBRATION_IMAGES, config.data_dir), "fp32 and int8"
+    except (ConfigError, DataError) as err:
+        calibration, int8 = None, f"fp32 only (no int8 encoder: {err})"
+    export_model(model, model_config, scratch, calibration=calibration)
+    return scratch, f"exported for this run, {int8}"
+
+
 def _settings(config: BenchConfig, threads: list[int], batch_size: int, rapl: bool, memory_ok: bool) -> dict:
     """How the run measured, recorded beside its numbers."""
     return {"threads": threads, "repeats": config.repeats, "batch_size": batch_size,
@@ -94,10 +131,39 @@ def _settings(config: BenchConfig, threads: list[int], batch_size: int, rapl: bo
                        "/proc/self/clear_refs)") if memory_ok else "not measured"}
 
 
-def run_bench(config: BenchConfig) -> dict:
-    """Measure every candidate; the result holds the rows, their ratios to jointcodec and a summary per group."""
+def _measure(candidates: list, images: torch.Tensor, threads: list[int], config: BenchConfig,
+             zones: list[Path]) -> tuple[list[dict], bool]:
+    """Time every candidate at every thread count (RAPL ``zones`` where readable), then measure its memory; its
+    rows, and whether memory was measured."""
     from tqdm.auto import tqdm
 
+    steps = [(c, t) for c in candidates for t in threads]
+    bar = tqdm(steps, desc="bench", disable=not config.progress, unit="run")
+    timings: dict[str, dict] = {c.name: {} for c in candidates}
+    for candidate, t in bar:
+        bar.set_postfix_str(f"{candidate.name}, {t} thread{'s' * (t > 1)}")
+        _set_threads(candidate, t)
+        timings[candidate.name][f"threads_{t}"] = time_candidate(candidate, images, t, config.repeats,
+                                                                 config.budget_s, zones)
+    # Memory after the timings, so that the allocator settings it needs do not touch them.
+    memory_ok = config.memory and prepare_memory_measurement()
+    rows = []
+    for candidate in candidates:
+        _set_threads(candidate, 1)
+        rows.append(candidate_row(candidate, timings[candidate.name], threads[0],
+                                  images[:1] if memory_ok else None, config.watts_per_core, config.pj_per_mac))
+    return rows, memory_ok
+
+
+def _set_threads(candidate, threads: int) -> None:
+    torch.set_num_threads(threads)
+    if candidate.set_threads:
+        candidate.set_threads(threads)
+
+
+def run_bench(config: BenchConfig) -> dict:
+    """Measure every candidate; the result holds the rows, their ratios to jointcodec (the torch path, and the edge
+    client as shipped) and a summary per group."""
     started = time.perf_counter()
     if config.repeats < 1 or config.batch_size < 1:
         raise ConfigError("--repeats and --batch-size must be at least 1")
@@ -111,29 +177,17 @@ def run_bench(config: BenchConfig) -> dict:
     model, model_config, source = _load(config)
     image_size = model_config["preset"]["image_size"]
     images, image_source = _images(model_config, image_size, config.batch_size, config.data_dir)
-    candidates, compressai_missing = all_candidates(model, image_size, model_config.get("num_classes") or 10,
-                                                    config.jpeg_quality, config.webp_quality,
-                                                    config.compressai_quality)
-
     zones = rapl_zones()
-    rows = []
-    steps = [(c, t) for c in candidates for t in threads]
-    bar = tqdm(steps, desc="bench", disable=not config.progress, unit="run")
-    timings: dict[str, dict] = {c.name: {} for c in candidates}
+    scratch = tempfile.TemporaryDirectory(prefix="jointcodec-bench.")
     try:
-        for candidate, t in bar:
-            bar.set_postfix_str(f"{candidate.name}, {t} thread{'s' * (t > 1)}")
-            torch.set_num_threads(t)
-            timings[candidate.name][f"threads_{t}"] = time_candidate(candidate, images, t, config.repeats,
-                                                                     config.budget_s, zones)
-        # Memory after the timings, so that the allocator settings it needs do not touch them.
-        memory_ok = config.memory and prepare_memory_measurement()
-        torch.set_num_threads(1)
-        for candidate in candidates:
-            rows.append(candidate_row(candidate, timings[candidate.name], threads[0],
-                                      images[:1] if memory_ok else None, config.watts_per_core, config.pj_per_mac))
+        edge_export, edge_source = _edge_export(config, model, model_config, Path(scratch.name))
+        candidates, compressai_missing = all_candidates(model, image_size, model_config.get("num_classes") or 10,
+                                                        config.jpeg_quality, config.webp_quality,
+                                                        config.compressai_quality, edge_export)
+        rows, memory_ok = _measure(candidates, images, threads, config, zones)
     finally:
         torch.set_num_threads(initial_threads)
+        scratch.cleanup()
 
     result = {
         "source": source,
@@ -144,10 +198,12 @@ def run_bench(config: BenchConfig) -> dict:
         "settings": _settings(config, threads, len(images), bool(zones), memory_ok),
         "candidates": rows,
         "compressai": None if compressai_missing is None else compressai_missing,
+        "edge_client": edge_source,
         "load_average_before": list(load_before) if load_before else None,
         "load_average_after": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     result["ratios"] = ratios(rows, threads)
+    result["client_ratios"] = client_ratios(rows, threads)
     result["summary"] = summary(result["ratios"])
     result["wall_s"] = time.perf_counter() - started
     return result
