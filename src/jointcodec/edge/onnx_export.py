@@ -198,9 +198,10 @@ def quantize_encoder(encoder: bytes, calibration: np.ndarray, batch_size: int = 
 
     ONNX Runtime's post-training static quantization, QDQ format: uint8 activations, int8 weights per output
     channel with a 7-bit range (u8 x s8 products then cannot saturate the 16-bit sums of AVX2 kernels without VNNI,
-    so every x86 CPU computes the same), MinMax ranges from ``calibration``. Left in float: the first convolution
-    (it reads the normalised pixels; quantizing it flipped several times more symbols in our measurements) and the
-    quantizer's nearest-center choice after ``latent``, so the centers stay exact.
+    so every x86 CPU computes the same). Activation ranges: the min and max of each ``batch_size`` batch of
+    ``calibration``, averaged over the batches (the plain extremes grow with the number of images and flipped more
+    symbols). Left in float: the first convolution (it reads the normalised pixels; quantized, it flipped several
+    times more symbols) and the quantizer's nearest-center choice after ``latent``, so the centers stay exact.
     """
     import onnx
     from onnxruntime.quantization import (
@@ -231,11 +232,12 @@ def quantize_encoder(encoder: bytes, calibration: np.ndarray, batch_size: int = 
         with _quiet_quantizer():
             quantize_static(source, target, Batches(), quant_format=QuantFormat.QDQ,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                            reduce_range=True, nodes_to_exclude=float_nodes, calibrate_method=CalibrationMethod.MinMax)
+                            reduce_range=True, nodes_to_exclude=float_nodes, calibrate_method=CalibrationMethod.MinMax,
+                            extra_options={"CalibMovingAverage": True})
         quantized = target.read_bytes()
     return quantized, {
         "scheme": "ONNX Runtime static quantization, QDQ: uint8 activations, int8 weights per channel (7-bit range), "
-                  "MinMax calibration",
+                  f"MinMax calibration averaged over batches of {batch_size}",
         "calibration_images": len(calibration), "float_nodes": float_nodes}
 
 
