@@ -396,24 +396,36 @@ FULL_PASS_BYTES = 1 << 20  # a chunk's stacked activations: about one core's L2 
 
 
 @dataclass
-class _LayerPlan:
-    """How ``FullPass`` evaluates one layer: matrix products of kernels with tap-shifted copies of its input.
+class _StackedPlan:
+    """How ``FullPass`` evaluates a layer: matrix products of kernels with tap-shifted copies of its input.
 
     The stacked source is a row of ones (for the bias), then one block of ``features`` rows per entry of
-    ``offsets``: the input shifted by that offset. Product ``b`` reads rows ``rows[b]`` of the source shifted by
-    ``bases[b]`` with kernel ``kernels[cls][b]`` (out, rows): the taps at ``bases[b]`` + each offset, times
-    2**-shift. With ``shift_outputs`` (a narrow output: the logits) ``kernels[cls]`` is instead one
-    (bases * out, all rows) array: one product for every base, whose row groups are then added, shifted.
+    ``offsets``: the input shifted by that offset (``dw`` its column offset). Product ``b`` reads rows ``rows[b]`` of
+    the source shifted by ``bases[b]`` with kernel ``kernels[cls][b]`` (out, rows): the taps at ``bases[b]`` + each
+    offset, times 2**-shift.
     """
 
     features: int
     outputs: int
     offsets: list[int]
-    dw: list[int]  # the column offset of each stacked block
+    dw: list[int]
     bases: list[int]
     rows: list[slice]
-    kernels: list
-    shift_outputs: bool
+    kernels: list[list[np.ndarray]]
+
+
+@dataclass
+class _ShiftedPlan:
+    """How ``FullPass`` evaluates a layer with few outputs (the logits): no copies of the input. One product of every
+    tap's kernel with the input itself, ``kernels[cls]`` (taps * out, in), then each tap's rows added at its
+    ``offsets`` entry, after the bias ``biases[cls]`` (out, 1); all times 2**-shift. A tap whose w + dw leaves the
+    row has its rows zeroed at the input columns it would wrap to."""
+
+    outputs: int
+    offsets: list[int]
+    dw: list[int]
+    kernels: list[np.ndarray]
+    biases: list[np.ndarray]
 
 
 class FullPass:
@@ -452,44 +464,52 @@ class FullPass:
         for cls, where in enumerate(self.class_at):
             where[self.interior[position_class == cls]] = True
         self.plans = [self._plan(layer) for layer in fixed.layers]
-        rows = max(len(plan.offsets) * plan.features + 1 for plan in self.plans)
+        rows = max(len(plan.offsets) * (plan.features if isinstance(plan, _StackedPlan) else plan.outputs) + 1
+                   for plan in self.plans)
         self.chunk = max(1, FULL_PASS_BYTES // (8 * rows * self.image))
         self._workspaces = threading.local()  # buffers are reused call after call, one set per thread
 
-    def _plan(self, layer: IntLayer) -> _LayerPlan:
+    def _plan(self, layer: IntLayer) -> _StackedPlan | _ShiftedPlan:
         radius = self.fixed.kernel // 2
         features, outputs = layer.weights[0].shape[1], len(layer.weights[0])
         if any(mask[radius + 1:].any() for mask in layer.masks):
             raise ConfigError(f"the {self.fixed.kind} context has a mask that sees later channels")
         axes = [range(-radius, 1), range(-radius, radius + 1), range(-radius, radius + 1)]  # dc <= 0, dh, dw
-        depth = next(d for d in (1, 2, 3) if d == 3 or features * math.prod(map(len, axes[3 - d:])) >= MIN_STACK_ROWS)
-        outer, inner = list(itertools.product(*axes[:3 - depth])), list(itertools.product(*axes[3 - depth:]))
+        scale = 2.0 ** -layer.shift  # exact: a power of two
 
         def offset(tap: tuple[int, ...], strides: tuple[int, ...]) -> int:
             return sum(t * s for t, s in zip(tap, strides, strict=True))
+
+        def weights(weight: np.ndarray, tap: tuple[int, ...]) -> np.ndarray:
+            return weight[(..., *(t + radius for t in tap))]  # (out, in)
+
+        if outputs < MIN_STACK_ROWS:
+            taps = [t for t in itertools.product(*axes) if any(m[tuple(v + radius for v in t)] for m in layer.masks)]
+            return _ShiftedPlan(outputs, [offset(t, self.strides) for t in taps], [t[-1] for t in taps],
+                                [np.concatenate([weights(w, t) for t in taps]) * scale for w in layer.weights],
+                                [b[:, None] * scale for b in layer.biases])
+        depth = next(d for d in (1, 2, 3) if d == 3 or features * math.prod(map(len, axes[3 - d:])) >= MIN_STACK_ROWS)
+        outer, inner = list(itertools.product(*axes[:3 - depth])), list(itertools.product(*axes[3 - depth:]))
 
         def used_blocks(prefix: tuple[int, ...]) -> list[int]:
             return [j for j, suffix in enumerate(inner)
                     if any(m[tuple(t + radius for t in prefix + suffix)] for m in layer.masks)]
 
         bases = [(p, used_blocks(p)) for p in outer if used_blocks(p)]
-        shift_outputs = outputs < MIN_STACK_ROWS
         # Each product reads the blocks from its first to its last used tap (the first product also the bias row).
-        rows = [slice(0 if b == 0 or shift_outputs else 1 + features * used[0],
-                      1 + features * (len(inner) if shift_outputs else used[-1] + 1))
+        rows = [slice(0 if b == 0 else 1 + features * used[0], 1 + features * (used[-1] + 1))
                 for b, (_, used) in enumerate(bases)]
-        scale = 2.0 ** -layer.shift  # exact: a power of two
         kernels = []
         for weight, bias in zip(layer.weights, layer.biases, strict=True):
             per_base = []
             for b, ((prefix, _), part) in enumerate(zip(bases, rows, strict=True)):
-                blocks = [weight[(..., *(t + radius for t in prefix + suffix))] for suffix in inner]  # (out, in)
                 ones = bias[:, None] if b == 0 else np.zeros((outputs, 1))
+                blocks = [weights(weight, prefix + suffix) for suffix in inner]
                 per_base.append(np.ascontiguousarray(np.concatenate([ones, *blocks], axis=1)[:, part] * scale))
-            kernels.append(np.concatenate(per_base) if shift_outputs else per_base)
-        return _LayerPlan(features, outputs, [offset(s, self.strides[3 - depth:]) for s in inner],
-                          [s[-1] for s in inner], [offset(p, self.strides[:3 - depth]) for p, _ in bases], rows,
-                          kernels, shift_outputs)
+            kernels.append(per_base)
+        return _StackedPlan(features, outputs, [offset(s, self.strides[3 - depth:]) for s in inner],
+                            [s[-1] for s in inner], [offset(p, self.strides[:3 - depth]) for p, _ in bases], rows,
+                            kernels)
 
     def logits(self, symbols: np.ndarray, batch_size: int | None = None) -> np.ndarray:
         """Integer logits (N, C, H, W, L) int64 of symbols (N, C, H, W), ``batch_size`` images per pass."""
@@ -529,41 +549,30 @@ class _Workspace:
         self.class_at = [np.tile(where, n) for where in full.class_at] if len(full.class_at) > 1 else []
         self.buffers: dict[int, tuple] = {}  # layer -> (stacked source, lead, accumulator, product, class result)
 
-    def _buffers(self, i: int, plan: _LayerPlan) -> tuple:
+    def _buffers(self, i: int, plan: _StackedPlan | _ShiftedPlan) -> tuple:
         if i not in self.buffers:
-            lead, tail = max(0, -min(plan.bases)), max(0, max(plan.bases))  # multiples of the row length
-            stacked = np.zeros((1 + len(plan.offsets) * plan.features, lead + self.positions + tail))
-            stacked[0] = 1.0  # the bias row
-            product_shape = ((len(plan.bases) * plan.outputs, stacked.shape[1]) if plan.shift_outputs
-                             else (plan.outputs, self.positions))
-            self.buffers[i] = (stacked, lead, np.empty((plan.outputs, self.positions)), np.empty(product_shape),
-                               np.empty((plan.outputs, self.positions)))
+            acc, result = np.empty((plan.outputs, self.positions)), np.empty((plan.outputs, self.positions))
+            if isinstance(plan, _ShiftedPlan):
+                self.buffers[i] = None, 0, acc, np.empty((len(plan.offsets) * plan.outputs, self.positions)), result
+            else:
+                lead, tail = max(0, -min(plan.bases)), max(0, max(plan.bases))  # multiples of the row length
+                stacked = np.zeros((1 + len(plan.offsets) * plan.features, lead + self.positions + tail))
+                stacked[0] = 1.0  # the bias row
+                self.buffers[i] = stacked, lead, acc, np.empty((plan.outputs, self.positions)), result
         return self.buffers[i]
 
-    def convolve(self, i: int, plan: _LayerPlan, x: np.ndarray) -> np.ndarray:
+    def convolve(self, i: int, plan: _StackedPlan | _ShiftedPlan, x: np.ndarray) -> np.ndarray:
         """floor(masked convolution of x (features, positions) + bias, times 2**-shift): (out, positions)."""
         stacked, lead, acc, product, result = self._buffers(i, plan)
-        features, positions, width = plan.features, self.positions, self.full.width
-        for j, (offset, dw) in enumerate(zip(plan.offsets, plan.dw, strict=True)):
-            block = stacked[1 + j * features:1 + (j + 1) * features]  # block[:, q] = x[:, q - lead + offset]
-            lo, hi = max(0, lead - offset), min(stacked.shape[1], lead - offset + positions)
-            block[:, lo:hi] = x[:, lo - lead + offset:hi - lead + offset]
-            if dw:  # the columns whose tap w + dw leaves the row read zero
-                outside = slice(0, min(width, -dw)) if dw < 0 else slice(max(0, width - dw), width)
-                block.reshape(features, -1, width)[:, :, outside] = 0.0
-        for cls, kernels in enumerate(plan.kernels):
+        if isinstance(plan, _StackedPlan):
+            self._stack(plan, x, stacked, lead)
+        for cls in range(len(plan.kernels)):
             target = acc if cls == 0 else result
-            if plan.shift_outputs:
-                np.matmul(kernels, stacked, out=product)
-                for b, base in enumerate(plan.bases):
-                    window = product[b * plan.outputs:(b + 1) * plan.outputs, lead + base:lead + base + positions]
-                    if b == 0:
-                        np.copyto(target, window)
-                    else:
-                        target += window
+            if isinstance(plan, _ShiftedPlan):
+                self._shifted(plan, cls, x, product, target)
             else:
-                for b, (base, rows, kernel) in enumerate(zip(plan.bases, plan.rows, kernels, strict=True)):
-                    window = stacked[rows, lead + base:lead + base + positions]
+                for b, (base, rows, kernel) in enumerate(zip(plan.bases, plan.rows, plan.kernels[cls], strict=True)):
+                    window = stacked[rows, lead + base:lead + base + self.positions]
                     if b == 0:
                         np.matmul(kernel, window, out=target)
                     else:
@@ -573,3 +582,27 @@ class _Workspace:
                 np.copyto(acc, result, where=self.class_at[cls])
         np.floor(acc, out=acc)
         return acc
+
+    def _stack(self, plan: _StackedPlan, x: np.ndarray, stacked: np.ndarray, lead: int) -> None:
+        """stacked[block j, q] = x[:, q - lead + offset j], zero outside x and where the tap leaves its row."""
+        features, width = plan.features, self.full.width
+        for j, (offset, dw) in enumerate(zip(plan.offsets, plan.dw, strict=True)):
+            block = stacked[1 + j * features:1 + (j + 1) * features]
+            lo, hi = max(0, lead - offset), min(stacked.shape[1], lead - offset + self.positions)
+            block[:, lo:hi] = x[:, lo - lead + offset:hi - lead + offset]
+            if dw:  # the columns whose tap w + dw leaves the row read zero
+                outside = slice(0, min(width, -dw)) if dw < 0 else slice(max(0, width - dw), width)
+                block.reshape(features, -1, width)[:, :, outside] = 0.0
+
+    def _shifted(self, plan: _ShiftedPlan, cls: int, x: np.ndarray, product: np.ndarray, target: np.ndarray) -> None:
+        """target = bias + the sum over taps of (tap kernel @ x) shifted by the tap's offset."""
+        width, outputs, positions = self.full.width, plan.outputs, self.positions
+        np.matmul(plan.kernels[cls], x, out=product)
+        for t, dw in enumerate(plan.dw):  # the input columns that only a tap leaving its row would read
+            if dw:
+                wrapped = slice(max(0, width + dw), width) if dw < 0 else slice(0, min(width, dw))
+                product[t * outputs:(t + 1) * outputs].reshape(outputs, -1, width)[:, :, wrapped] = 0.0
+        np.copyto(target, plan.biases[cls])
+        for t, offset in enumerate(plan.offsets):
+            lo, hi = max(0, -offset), min(positions, positions - offset)
+            target[:, lo:hi] += product[t * outputs:(t + 1) * outputs, lo + offset:hi + offset]
