@@ -539,7 +539,8 @@ class FullPass:
 
 
 class _Workspace:
-    """``FullPass`` buffers for chunks of n images, reused chunk after chunk (only valid windows are rewritten)."""
+    """``FullPass`` buffers for chunks of n images, reused chunk after chunk: every copy, zeroing and shifted window
+    is a view made once (only the valid windows are rewritten, so zeros stay zeros)."""
 
     def __init__(self, full: FullPass, n: int) -> None:
         self.full = full
@@ -547,32 +548,71 @@ class _Workspace:
         self.inputs = np.zeros((1, self.positions))
         self.keep = np.tile(full.keep, n)
         self.class_at = [np.tile(where, n) for where in full.class_at] if len(full.class_at) > 1 else []
-        self.buffers: dict[int, tuple] = {}  # layer -> (stacked source, lead, accumulator, product, class result)
+        self.layers = [self._stacked(plan) if isinstance(plan, _StackedPlan) else self._shifted(plan)
+                       for plan in full.plans]
 
-    def _buffers(self, i: int, plan: _StackedPlan | _ShiftedPlan) -> tuple:
-        if i not in self.buffers:
-            acc, result = np.empty((plan.outputs, self.positions)), np.empty((plan.outputs, self.positions))
-            if isinstance(plan, _ShiftedPlan):
-                self.buffers[i] = None, 0, acc, np.empty((len(plan.offsets) * plan.outputs, self.positions)), result
-            else:
-                lead, tail = max(0, -min(plan.bases)), max(0, max(plan.bases))  # multiples of the row length
-                stacked = np.zeros((1 + len(plan.offsets) * plan.features, lead + self.positions + tail))
-                stacked[0] = 1.0  # the bias row
-                self.buffers[i] = stacked, lead, acc, np.empty((plan.outputs, self.positions)), result
-        return self.buffers[i]
+    def _stacked(self, plan: _StackedPlan) -> dict:
+        lead, tail = max(0, -min(plan.bases)), max(0, max(plan.bases))  # multiples of the row length
+        stacked = np.zeros((1 + len(plan.offsets) * plan.features, lead + self.positions + tail))
+        stacked[0] = 1.0  # the bias row
+        copies = []  # (block window, the slice of x it holds, its entries whose tap leaves the row)
+        for j, (offset, dw) in enumerate(zip(plan.offsets, plan.dw, strict=True)):
+            block = stacked[1 + j * plan.features:1 + (j + 1) * plan.features]
+            lo, hi = max(0, lead - offset), min(stacked.shape[1], lead - offset + self.positions)
+            copies.append((block[:, lo:hi], slice(lo - lead + offset, hi - lead + offset),
+                           self._leaving_row(block, dw, reading=False)))
+        windows = [stacked[rows, lead + base:lead + base + self.positions]
+                   for base, rows in zip(plan.bases, plan.rows, strict=True)]
+        return {"copies": copies, "windows": windows, **self._outputs(plan.outputs, plan.outputs)}
+
+    def _shifted(self, plan: _ShiftedPlan) -> dict:
+        outputs, positions = plan.outputs, self.positions
+        buffers = self._outputs(outputs, len(plan.offsets) * outputs)
+        product = buffers["product"]
+        rows = [product[t * outputs:(t + 1) * outputs] for t in range(len(plan.offsets))]
+        wrapped = [self._leaving_row(r, dw, reading=True) for r, dw in zip(rows, plan.dw, strict=True)]
+        adds = []  # (target columns, the tap's rows shifted by its offset)
+        for r, offset in zip(rows, plan.offsets, strict=True):
+            lo, hi = max(0, -offset), min(positions, positions - offset)
+            adds.append((slice(lo, hi), r[:, lo + offset:hi + offset]))
+        return {"wrapped": [w for w in wrapped if w is not None], "adds": adds, **buffers}
+
+    def _outputs(self, outputs: int, products: int) -> dict:
+        return {"acc": np.empty((outputs, self.positions)), "product": np.empty((products, self.positions)),
+                "result": np.empty((outputs, self.positions))}
+
+    def _leaving_row(self, array: np.ndarray, dw: int, reading: bool) -> np.ndarray | None:
+        """The entries of ``array`` (rows, positions) that a tap with column offset dw must not use: at the output
+        columns where w + dw leaves the row, or (``reading``) at the input columns such a tap would wrap to."""
+        width = self.full.width
+        if not dw:
+            return None
+        if reading:
+            columns = slice(max(0, width + dw), width) if dw < 0 else slice(0, min(width, dw))
+        else:
+            columns = slice(0, min(width, -dw)) if dw < 0 else slice(max(0, width - dw), width)
+        return array.reshape(len(array), -1, width)[:, :, columns]
 
     def convolve(self, i: int, plan: _StackedPlan | _ShiftedPlan, x: np.ndarray) -> np.ndarray:
         """floor(masked convolution of x (features, positions) + bias, times 2**-shift): (out, positions)."""
-        stacked, lead, acc, product, result = self._buffers(i, plan)
+        buffers = self.layers[i]
+        acc, product, result = buffers["acc"], buffers["product"], buffers["result"]
         if isinstance(plan, _StackedPlan):
-            self._stack(plan, x, stacked, lead)
+            for block, source, leaving in buffers["copies"]:
+                block[...] = x[:, source]
+                if leaving is not None:
+                    leaving[...] = 0.0
         for cls in range(len(plan.kernels)):
             target = acc if cls == 0 else result
             if isinstance(plan, _ShiftedPlan):
-                self._shifted(plan, cls, x, product, target)
+                np.matmul(plan.kernels[cls], x, out=product)
+                for wrapped in buffers["wrapped"]:
+                    wrapped[...] = 0.0
+                np.copyto(target, plan.biases[cls])
+                for columns, shifted in buffers["adds"]:
+                    target[:, columns] += shifted
             else:
-                for b, (base, rows, kernel) in enumerate(zip(plan.bases, plan.rows, plan.kernels[cls], strict=True)):
-                    window = stacked[rows, lead + base:lead + base + self.positions]
+                for b, (window, kernel) in enumerate(zip(buffers["windows"], plan.kernels[cls], strict=True)):
                     if b == 0:
                         np.matmul(kernel, window, out=target)
                     else:
@@ -582,27 +622,3 @@ class _Workspace:
                 np.copyto(acc, result, where=self.class_at[cls])
         np.floor(acc, out=acc)
         return acc
-
-    def _stack(self, plan: _StackedPlan, x: np.ndarray, stacked: np.ndarray, lead: int) -> None:
-        """stacked[block j, q] = x[:, q - lead + offset j], zero outside x and where the tap leaves its row."""
-        features, width = plan.features, self.full.width
-        for j, (offset, dw) in enumerate(zip(plan.offsets, plan.dw, strict=True)):
-            block = stacked[1 + j * features:1 + (j + 1) * features]
-            lo, hi = max(0, lead - offset), min(stacked.shape[1], lead - offset + self.positions)
-            block[:, lo:hi] = x[:, lo - lead + offset:hi - lead + offset]
-            if dw:  # the columns whose tap w + dw leaves the row read zero
-                outside = slice(0, min(width, -dw)) if dw < 0 else slice(max(0, width - dw), width)
-                block.reshape(features, -1, width)[:, :, outside] = 0.0
-
-    def _shifted(self, plan: _ShiftedPlan, cls: int, x: np.ndarray, product: np.ndarray, target: np.ndarray) -> None:
-        """target = bias + the sum over taps of (tap kernel @ x) shifted by the tap's offset."""
-        width, outputs, positions = self.full.width, plan.outputs, self.positions
-        np.matmul(plan.kernels[cls], x, out=product)
-        for t, dw in enumerate(plan.dw):  # the input columns that only a tap leaving its row would read
-            if dw:
-                wrapped = slice(max(0, width + dw), width) if dw < 0 else slice(0, min(width, dw))
-                product[t * outputs:(t + 1) * outputs].reshape(outputs, -1, width)[:, :, wrapped] = 0.0
-        np.copyto(target, plan.biases[cls])
-        for t, offset in enumerate(plan.offsets):
-            lo, hi = max(0, -offset), min(positions, positions - offset)
-            target[:, lo:hi] += product[t * outputs:(t + 1) * outputs, lo + offset:hi + offset]
