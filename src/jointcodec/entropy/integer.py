@@ -434,8 +434,8 @@ class FullPass:
     Each image becomes a flat volume of r = kernel // 2 zero planes, then its C channel planes, each H rows of W
     values followed by r zero rows. A tap (dc, dh, dw) (dc <= 0: no mask sees later channels) is then one flat
     offset: from a real position it reads the same image, or zeros (a plane's trailing zero rows serve as the next
-    plane's leading ones, the leading planes as channel -1), except where w + dw leaves the row: those entries of
-    the stacked copies are zeroed. So each layer is a few matrix products on contiguous slices of the batch, no
+    plane's leading ones, the leading planes as channel -1), except where w + dw leaves the row: what such a tap
+    would read there is zeroed. So each layer is a few matrix products on contiguous slices of the batch, no
     gathers. Values are also computed at the zero rows and planes; they are zeroed before the next layer reads them
     and never returned. Each position takes its own position class's result.
 
