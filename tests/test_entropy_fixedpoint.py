@@ -109,11 +109,12 @@ def test_step_by_step_equals_full_pass_equals_integer_conv(kind: str, levels: in
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("levels", [2, 3, 6])
+@pytest.mark.parametrize("levels", [2, 3, 6, 16])
 @pytest.mark.parametrize("layers", [2, 4])
 def test_the_full_pass_equals_the_decoders_steps_exactly(kind: str, levels: int, layers: int) -> None:
-    """The encoder's one-pass convolutions give the decoder's integers for every kind, L and depth, at latent
-    shapes where every tap of a row, plane or image edge reads padding, and for any images per pass."""
+    """The encoder's one-pass convolutions give the decoder's integers for every kind, L (16: more logits than the
+    layer has inputs, computed like the hidden layers) and depth, at latent shapes where taps at every row, plane
+    or image edge read padding, and for any images per pass."""
     context, centers = _context(kind, levels, seed=10 * levels + layers, layers=layers)
     fixed = FixedPointContext(context, centers)
     rng = np.random.default_rng(levels + layers)

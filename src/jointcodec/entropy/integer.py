@@ -416,10 +416,12 @@ class _StackedPlan:
 
 @dataclass
 class _ShiftedPlan:
-    """How ``FullPass`` evaluates a layer with few outputs (the logits): no copies of the input. One product of every
-    tap's kernel with the input itself, ``kernels[cls]`` (taps * out, in), then each tap's rows added at its
-    ``offsets`` entry, after the bias ``biases[cls]`` (out, 1); all times 2**-shift. A tap whose w + dw leaves the
-    row has its rows zeroed at the input columns it would wrap to."""
+    """How ``FullPass`` evaluates a layer with fewer outputs than inputs (the logits): no copies of the input.
+
+    One product of every tap's kernel with the input itself, ``kernels[cls]`` (taps * out, in), then each tap's rows
+    added at its ``offsets`` entry, after the bias ``biases[cls]`` (out, 1); all times 2**-shift. A tap whose
+    w + dw leaves the row has its rows zeroed at the input columns it would wrap to.
+    """
 
     outputs: int
     offsets: list[int]
@@ -483,7 +485,7 @@ class FullPass:
         def weights(weight: np.ndarray, tap: tuple[int, ...]) -> np.ndarray:
             return weight[(..., *(t + radius for t in tap))]  # (out, in)
 
-        if outputs < MIN_STACK_ROWS:
+        if outputs < features:  # a narrowing layer (the logits): products of the input itself, shifted outputs
             taps = [t for t in itertools.product(*axes) if any(m[tuple(v + radius for v in t)] for m in layer.masks)]
             return _ShiftedPlan(outputs, [offset(t, self.strides) for t in taps], [t[-1] for t in taps],
                                 [np.concatenate([weights(w, t) for t in taps]) * scale for w in layer.weights],
