@@ -72,9 +72,9 @@ def test_the_zoo_command_prints_the_table_and_json(capsys) -> None:
 
 
 def test_an_unknown_name_lists_the_choices(capsys) -> None:
-    with pytest.raises(CheckpointError, match="no shipped model 'cifar10-0.4' \\(shipped: .*default"):
-        zoo.card("cifar10-0.4")
-    assert main(["evaluate", "--checkpoint", "cifar10-0.4"]) == 1
+    with pytest.raises(CheckpointError, match="no shipped model 'cifar10-0.1' \\(shipped: .*default"):
+        zoo.card("cifar10-0.1")
+    assert main(["evaluate", "--checkpoint", "cifar10-0.1"]) == 1
     error = capsys.readouterr().err.strip()
-    assert len(error.splitlines()) == 1 and "no checkpoint at cifar10-0.4" in error
+    assert len(error.splitlines()) == 1 and "no checkpoint at cifar10-0.1" in error
     assert all(name in error for name in zoo.MODELS)
