@@ -78,3 +78,9 @@ def test_an_unknown_name_lists_the_choices(capsys) -> None:
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "no checkpoint at cifar10-0.1" in error
     assert all(name in error for name in zoo.MODELS)
+
+
+def test_the_whole_zoo_fits_the_package_budget() -> None:
+    # Every shipped model travels inside the wheel: the zoo together stays at most 25 MB.
+    total = sum(f.stat().st_size for f in zoo.WEIGHTS_DIR.rglob("*") if f.is_file())
+    assert total <= 25 * 10**6, f"the zoo is {total:,} bytes"
