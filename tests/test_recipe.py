@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from jointcodec.checkpoint import read_config, resolve_weights
-from jointcodec.cli.main import build_parser
+from jointcodec.cli.main import build_parser, main, recipe_from_flags
 from jointcodec.data import load_split, train_val_split
+from jointcodec.errors import ConfigError
 from jointcodec.training import Recipe, RunSettings, TrainConfig
-from jointcodec.training.hyperparameters import pick
+from jointcodec.training.hyperparameters import RECIPES, named_recipe, pick
 from jointcodec.training.recipe import training_split
 
 RUN_FIELDS = {"device", "precision", "devices", "data_dir", "download", "out", "resume", "test_at_end", "progress"}
@@ -54,12 +56,41 @@ def test_train_config_splits_into_recipe_and_run() -> None:
     assert (recipe.preset, recipe.lr, recipe.val_size, run.device, run.out) == ("cifar-v1", 0.2, 64, "cpu", "somewhere")
 
 
+def parsed(argv: list[str]):
+    return build_parser(argv).parse_args(argv)
+
+
 def test_the_train_command_builds_recipe_and_run_with_the_same_defaults() -> None:
-    args = vars(build_parser(["train"]).parse_args(["train"]))
-    assert pick(Recipe, args) == Recipe() and pick(RunSettings, args) == RunSettings()
-    argv = ["train", "--lr", "0.3", "--device", "cpu", "--init-from", "default"]
-    args = vars(build_parser(argv).parse_args(argv))
-    assert pick(Recipe, args) == Recipe(lr=0.3, init_from="default") and pick(RunSettings, args).device == "cpu"
+    args = parsed(["train"])
+    assert recipe_from_flags(args) == Recipe() and pick(RunSettings, vars(args)) == RunSettings()
+    args = parsed(["train", "--lr", "0.3", "--device", "cpu", "--init-from", "default"])
+    assert recipe_from_flags(args) == Recipe(lr=0.3, init_from="default") and args.device == "cpu"
+
+
+def test_a_named_recipe_is_its_changes_and_given_flags_override_it() -> None:
+    assert named_recipe("default") == Recipe()
+    fast = named_recipe("fast")
+    assert fast == replace(Recipe(), **RECIPES["fast"]["changes"]) and fast.epochs < Recipe().epochs
+    assert recipe_from_flags(parsed(["train", "--recipe", "fast"])) == fast
+    assert recipe_from_flags(parsed(["train", "--recipe", "fast", "--epochs", "3", "--seed", "2"])) == replace(
+        fast, epochs=3, seed=2)
+    for name, recipe in RECIPES.items():  # plain data: a sentence, and only real fields
+        assert recipe["about"] and set(recipe["changes"]) <= {f.name for f in fields(Recipe)}, name
+
+
+def test_a_bad_recipe_name_or_field_is_one_clear_error(capsys) -> None:
+    with pytest.raises(ConfigError, match="no recipe 'fastest' \\(recipes: default, fast"):
+        named_recipe("fastest")
+    with pytest.raises(ConfigError, match="not a recipe field: device"):
+        named_recipe("fast", device="cpu")
+    with pytest.raises(SystemExit) as exit_code:
+        main(["train", "--recipe", "fastest"])
+    assert exit_code.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "invalid choice: 'fastest'" in error
+    assert main(["recipes"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in listed] == list(RECIPES)
 
 
 def test_an_addon_keeps_its_models_validation_split() -> None:

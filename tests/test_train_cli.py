@@ -14,7 +14,8 @@ from safetensors.torch import load_file
 
 from jointcodec import ConfigError
 from jointcodec.checkpoint import TRAINER_STATE, WEIGHTS
-from jointcodec.training import TrainConfig, recipe, train
+from jointcodec.training import RunSettings, TrainConfig, recipe, train
+from jointcodec.training.hyperparameters import named_recipe
 
 CLI = [sys.executable, "-m", "jointcodec.cli.main"]
 EXPECTED_KEYS = {"top1", "top5", "bpp_estimated", "n_images", "encoder_params", "encoder_macs", "latent_shape",
@@ -109,6 +110,18 @@ def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(data_dir: Path, 
 
 def drop_clock(row: dict) -> dict:
     return {k: v for k, v in row.items() if k != "elapsed_s"}
+
+
+@pytest.mark.slow
+def test_the_fast_recipe_runs_on_a_tiny_subset_and_its_loss_falls(data_dir: Path, tmp_path: Path) -> None:
+    # The named recipe as `train --recipe fast` builds it (its preset and schedule), on 512 images.
+    fast = named_recipe("fast", train_subset=512, val_size=64, batch_size=64)
+    run = RunSettings(device="cpu", precision="32-true", data_dir=str(data_dir), out=str(tmp_path), test_at_end=False,
+                      progress=False)
+    history = train(fast, run)["history"]
+    assert len(history) == fast.epochs and (tmp_path / WEIGHTS).is_file()
+    losses = [row["train_loss"] for row in history]
+    assert losses[-1] < 0.9 * losses[0], losses
 
 
 @pytest.mark.slow

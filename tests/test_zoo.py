@@ -84,3 +84,29 @@ def test_the_whole_zoo_fits_the_package_budget() -> None:
     # Every shipped model travels inside the wheel: the zoo together stays at most 25 MB.
     total = sum(f.stat().st_size for f in zoo.WEIGHTS_DIR.rglob("*") if f.is_file())
     assert total <= 25 * 10**6, f"the zoo is {total:,} bytes"
+
+
+def test_an_fp16_receiver_halves_the_file_and_leaves_the_bits_alone(tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    from jointcodec.api import compress
+
+    model, _ = load_model("default")
+    state = model.state_dict()
+    half = zoo.half_receiver(state)
+    assert {k for k, v in half.items() if v.dtype == torch.float16} == {
+        k for k, v in state.items() if k.startswith("classifier.") and v.dim() >= 2}
+    assert all(torch.equal(half[k], v) for k, v in state.items() if not k.startswith("classifier."))
+    save_file(state, str(tmp_path / "fp32.safetensors"))
+    save_file(half, str(tmp_path / "fp16.safetensors"))
+    ratio = (tmp_path / "fp16.safetensors").stat().st_size / (tmp_path / "fp32.safetensors").stat().st_size
+    assert ratio < 0.55
+    # Loaded back (cast to fp32 by load_state_dict), the model writes the same bytes and nearly the same logits.
+    reloaded, _ = load_model("default")
+    reloaded.load_state_dict(load_file(str(tmp_path / "fp16.safetensors")))
+    assert all(v.dtype != torch.float16 for v in reloaded.state_dict().values())
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    assert compress(reloaded, images) == compress(model, images)
+    with torch.no_grad():
+        fp16_logits, fp32_logits = reloaded(images.float() / 255).logits, model(images.float() / 255).logits
+    assert 0 < (fp16_logits - fp32_logits).abs().max() < 0.05

@@ -1,5 +1,5 @@
 """The ``jointcodec`` command line: the list of commands (COMMANDS), and train, distill-encoder, evaluate, presets,
-zoo."""
+recipes, zoo."""
 
 from __future__ import annotations
 
@@ -22,31 +22,36 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 def add_train(sub) -> None:
-    from jointcodec.training.hyperparameters import Recipe, RunSettings
+    from jointcodec.training.hyperparameters import RECIPES, Recipe, RunSettings
 
     d, r = Recipe(), RunSettings()
     p = sub.add_parser("train")
-    p.add_argument("--preset", default=d.preset, help="model preset (see `jointcodec presets`)")
-    p.add_argument("--dataset", default=d.dataset, help="cifar10, cifar100, or imagefolder:PATH")
-    p.add_argument("--levels", type=int, default=d.levels, help="quantizer centers L (>= 2)")
-    p.add_argument("--target-bpp", type=float, default=d.target_bpp, help="rate target in bits per input pixel")
-    p.add_argument("--beta", type=float, default=d.beta, help="weight of the rate penalty")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch size")
-    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--val-size", type=int, default=d.val_size, help="images carved from train for validation")
-    p.add_argument("--train-subset", type=int, default=0, help="use only the first N training images")
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--recipe", default="default", choices=list(RECIPES),
+                   help="named recipe (see `jointcodec recipes`); the flags below override its fields")
+    # A recipe flag that is not given stays out of the namespace, so the named recipe's value holds.
+    recipe_flag = p.add_argument_group("recipe (default: the named recipe's value; shown: the default recipe's)")
+    recipe_flag.argument_default = argparse.SUPPRESS
+    recipe_flag.add_argument("--preset", help=f"model preset (see `jointcodec presets`); {d.preset}")
+    recipe_flag.add_argument("--dataset", help=f"cifar10, cifar100, or imagefolder:PATH; {d.dataset}")
+    recipe_flag.add_argument("--levels", type=int, help=f"quantizer centers L (>= 2); {d.levels}")
+    recipe_flag.add_argument("--target-bpp", type=float, help=f"rate target in bits per input pixel; {d.target_bpp}")
+    recipe_flag.add_argument("--beta", type=float, help=f"weight of the rate penalty; {d.beta}")
+    recipe_flag.add_argument("--epochs", type=int, help=f"passes over the training images; {d.epochs}")
+    recipe_flag.add_argument("--batch-size", type=int, help=f"global batch size; {d.batch_size}")
+    recipe_flag.add_argument("--lr", type=float, help=f"peak learning rate; {d.lr}")
+    recipe_flag.add_argument("--weight-decay", type=float, help=f"SGD weight decay; {d.weight_decay}")
+    recipe_flag.add_argument("--val-size", type=int, help=f"images carved from train for validation; {d.val_size}")
+    recipe_flag.add_argument("--train-subset", type=int, help="use only the first N training images; 0 = all")
+    recipe_flag.add_argument("--seed", type=int, help=f"initialisation, validation split and batch order; {d.seed}")
+    recipe_flag.add_argument("--init-from", metavar="CKPT",
+                             help="warm start: copy the weights of CKPT (run directory, weights file or shipped "
+                                  "model) whose names and shapes fit; e.g. an L=3 model from the L=2 one")
     p.add_argument("--device", default=r.device, help="auto, cpu or cuda")
     p.add_argument("--precision", default=r.precision,
                    help="auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, 16-mixed")
     p.add_argument("--devices", type=int, default=r.devices, help="data-parallel processes (DDP via Fabric)")
     add_data_options(p)
     p.add_argument("--out", default=r.out, help="run directory for checkpoints and logs")
-    p.add_argument("--init-from", default=None, metavar="CKPT",
-                   help="warm start: copy the weights of CKPT (run directory, weights file or shipped model) whose "
-                        "names and shapes fit; e.g. an L=3 model from the L=2 one")
     add_run_options(p)
     p.set_defaults(run=run_train)
 
@@ -82,12 +87,20 @@ def run_distill(args) -> int:
 
 
 def run_train(args) -> int:
-    from jointcodec.training.hyperparameters import Recipe, RunSettings, pick
+    from jointcodec.training.hyperparameters import RunSettings, pick
     from jointcodec.training.recipe import train
 
     # The flags are the recipe (the numbers) and the run settings (where and how it runs).
-    train(pick(Recipe, vars(args)), pick(RunSettings, vars(args)))
+    train(recipe_from_flags(args), pick(RunSettings, vars(args)))
     return 0
+
+
+def recipe_from_flags(args):
+    """The named recipe (``--recipe``) with the recipe flags that were given."""
+    from jointcodec.training.hyperparameters import Recipe, named_recipe
+
+    given = {f: v for f, v in vars(args).items() if f in Recipe.__dataclass_fields__}
+    return named_recipe(args.recipe, **given)
 
 
 def add_evaluate(sub) -> None:
@@ -159,16 +172,30 @@ def format_summary(r: dict) -> str:
 
 
 def add_presets(sub) -> None:
-    p = sub.add_parser("presets")
-    p.set_defaults(run=run_presets)
+    sub.add_parser("presets").set_defaults(run=run_presets)
 
 
 def run_presets(args) -> int:
     from jointcodec.models import PRESETS
 
-    width = max(map(len, PRESETS))
-    for name, preset in PRESETS.items():
-        print(f"{name:{width}s}  {json.dumps(preset.to_dict())}")
+    return print_named({name: json.dumps(preset.to_dict()) for name, preset in PRESETS.items()})
+
+
+def add_recipes(sub) -> None:
+    sub.add_parser("recipes").set_defaults(run=run_recipes)
+
+
+def run_recipes(args) -> int:
+    from jointcodec.training.hyperparameters import RECIPES
+
+    return print_named({name: f"{json.dumps(r['changes'])}  {r['about']}" for name, r in RECIPES.items()})
+
+
+def print_named(lines: dict[str, str]) -> int:
+    """One line per named entry (a preset, a recipe), the names aligned."""
+    width = max(map(len, lines))
+    for name, text in lines.items():
+        print(f"{name:{width}s}  {text}")
     return 0
 
 
@@ -216,6 +243,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                  "accuracy and rate of a trained model on a data split"),
     "presets": ("jointcodec.cli.main:add_presets",
                 "list the model presets"),
+    "recipes": ("jointcodec.cli.main:add_recipes",
+                "list the named training recipes (train --recipe NAME) and what each changes"),
     "zoo": ("jointcodec.cli.main:add_zoo",
             "list the shipped models (--checkpoint NAME): measured top-1, payload bpp, encoder size, training command"),
     "encode": ("jointcodec.cli.coding:add_encode",

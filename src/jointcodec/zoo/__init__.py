@@ -5,6 +5,10 @@ Each shipped model is a folder under ``weights/`` holding ``model.safetensors`` 
 trained it, and its figures on the test split through real ``.jcc`` files. The figures are copied, under the
 keys ``jointcodec evaluate --coded --json`` writes, from the results file the card names as ``source``; a
 folder with a card ships, one without does not.
+
+To keep the package small, a shipped model may store its receiver's (the classifier's) weight matrices in fp16
+(``half_receiver``): they are cast back to fp32 on load. The encoder, the quantizer and the context model stay
+fp32, so a model's ``.jcc`` files are the same bytes either way; its card's top-1 is measured on the fp16 file.
 """
 
 from __future__ import annotations
@@ -13,11 +17,16 @@ import json
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jointcodec.errors import CheckpointError
 
+if TYPE_CHECKING:  # the zoo's listing and the torch-free edge client do not import torch
+    import torch
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 CARD = "card.json"
+RECEIVER = "classifier."  # the state-dict prefix of the server-side receiver: the only part fp16 may touch
 
 
 @dataclass(frozen=True)
@@ -81,3 +90,11 @@ def weights_path(name: str) -> Path:
     if not path.is_file():
         raise CheckpointError(f"shipped model {name!r} is missing from this install ({path})")
     return path
+
+
+def half_receiver(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with the receiver's weight matrices in fp16 (half the bytes of a model file). Vectors
+    (batch-norm scales, shifts and statistics, biases) stay fp32: they are tiny, and fp16 would round the
+    smallest variances. Everything that decides the bits (encoder, quantizer, context) is left exactly as is."""
+    return {key: value.half() if key.startswith(RECEIVER) and value.is_floating_point() and value.dim() >= 2
+            else value for key, value in state.items()}

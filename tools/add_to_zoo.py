@@ -1,0 +1,72 @@
+"""Add a trained run to the zoo: its weights (receiver in fp16 unless --fp32), its config, and a card whose figures
+are those of its own coded evaluation on the test split.
+
+    python tools/add_to_zoo.py cifar10-1.5 runs/cifar10-1.5 \\
+        --train-command "jointcodec train --preset cifar-v1-deep --dataset cifar10 --levels 4 ..." \\
+        --trained-on "2-core x86 CPU (AMD EPYC, AVX2), fp32, 2 threads"
+
+It writes src/jointcodec/zoo/weights/NAME/, then runs `jointcodec evaluate --checkpoint NAME --coded` on the
+shipped file (so an fp16 receiver is what gets measured) into docs/results/DATASET/NAME-coded.json, and copies
+that file's figures into the card. Run it from the repository root with the package installed editable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from jointcodec import zoo
+from jointcodec.checkpoint import CONFIG, CONFIG_METADATA_KEY, WEIGHTS, read_config
+
+CARD_FIGURES = ("split", "n_images", "top1_coded", "bpp_payload", "bpp_estimated", "encoder_params", "encoder_macs")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("name", help="the zoo name (--checkpoint NAME)")
+    parser.add_argument("run", type=Path, help="the finished run directory")
+    parser.add_argument("--train-command", required=True, help="the exact command that trained it")
+    parser.add_argument("--trained-on", required=True, help="the machine it trained on, e.g. '2-core x86 CPU'")
+    parser.add_argument("--measured-on", default="2-core x86 CPU", help="the machine of the coded evaluation")
+    parser.add_argument("--fp32", action="store_true", help="keep the receiver in fp32 (twice the bytes)")
+    args = parser.parse_args()
+    if not (args.run / WEIGHTS).is_file():
+        sys.exit(f"error: no {WEIGHTS} in {args.run}")
+    if not args.train_command.startswith("jointcodec train "):
+        sys.exit("error: --train-command must be the `jointcodec train ...` command that trained the run")
+
+    config = read_config(args.run / WEIGHTS)  # the record the weights file carries (config.json is its copy)
+    command = args.train_command.split()
+    if "run" in config and "--out" in command:  # the run directory as the card's command names it, not this machine's
+        config["run"]["out"] = command[command.index("--out") + 1]
+    state = load_file(str(args.run / WEIGHTS))
+    folder = zoo.WEIGHTS_DIR / args.name
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(state if args.fp32 else zoo.half_receiver(state), str(folder / WEIGHTS),
+              metadata={CONFIG_METADATA_KEY: json.dumps(config)})
+    (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    preset = config["preset"]["name"] if isinstance(config["preset"], dict) else config["preset"]
+
+    source = f"docs/results/{config['dataset']}/{args.name}-coded.json"
+    measured_by = (f"jointcodec evaluate --checkpoint {args.name} --dataset {config['dataset']} --coded "
+                   f"--no-progress --json {source}")
+    card = {"name": args.name, "aliases": [], "dataset": config["dataset"], "preset": preset,
+            "levels": config["levels"], "train_command": args.train_command, "trained_on": args.trained_on,
+            "measured": {}, "source": source, "measured_by": measured_by, "measured_on": args.measured_on}
+    # The card goes in first: the name must resolve for the evaluation (an unfinished card has no figures).
+    (folder / zoo.CARD).write_text(json.dumps(card, indent=2) + "\n")
+    subprocess.run(measured_by.split(), check=True)
+    result = json.loads(Path(source).read_text())
+    card["measured"] = {key: result[key] for key in CARD_FIGURES}
+    (folder / zoo.CARD).write_text(json.dumps(card, indent=2) + "\n")
+    print(json.dumps(card["measured"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
