@@ -46,6 +46,11 @@ def add_train(sub) -> None:
     recipe_flag.add_argument("--init-from", metavar="CKPT",
                              help="warm start: copy the weights of CKPT (run directory, weights file or shipped "
                                   "model) whose names and shapes fit; e.g. an L=3 model from the L=2 one")
+    recipe_flag.add_argument("--teacher", metavar="RECEIVER",
+                             help="distil from a clean-image receiver (`jointcodec sweep clean` run directory): the "
+                                  "classifier also fits its soft labels; none by default")
+    recipe_flag.add_argument("--teacher-weight", type=float,
+                             help=f"the teacher's share of the classification loss; {d.teacher_weight}")
     p.add_argument("--device", default=r.device, help="auto, cpu or cuda")
     p.add_argument("--precision", default=r.precision,
                    help="auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, 16-mixed")

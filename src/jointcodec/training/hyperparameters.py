@@ -9,6 +9,7 @@ This module imports no torch: the command line reads its defaults from here.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 # --- fixed parts of the recipe (the same for every run; each with the reason it is what it is) --------------
@@ -43,6 +44,9 @@ class Recipe:
     seed: int = 0  # one seed for the initialisation, the validation split and the batch order
     val_seed: int | None = None  # the validation split's seed if not ``seed``: an add-on keeps its model's split
     init_from: str | None = None  # warm start: a checkpoint whose matching weights seed the model
+    teacher: str | None = None  # a clean-image receiver (`jointcodec sweep clean`) whose soft labels the classifier
+    #                             also fits (training/teacher.py); None: the labels alone
+    teacher_weight: float = 0.5  # with a teacher: its share of the classification loss, the labels' the rest
 
     @classmethod
     def from_record(cls, record: dict | None) -> Recipe:
@@ -59,7 +63,10 @@ class Recipe:
                  (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
                  (self.batch_size >= 2, f"--batch-size must be >= 2, got {self.batch_size}"),
                  (self.target_bpp > 0, f"--target-bpp must be > 0, got {self.target_bpp}"),
-                 (self.lr > 0, f"--lr must be > 0, got {self.lr}")])
+                 (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+                 (0 <= self.teacher_weight <= 1, f"--teacher-weight must be in [0, 1], got {self.teacher_weight}"),
+                 (not self.teacher or Path(self.teacher).exists(),
+                  f"--teacher {self.teacher}: no such receiver (run directory or weights file)")])
         if self.init_from and not resuming:  # a resumed run does not read its warm start again
             resolve_weights(self.init_from)  # a missing checkpoint fails before any data is read
 

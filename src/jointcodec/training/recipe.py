@@ -1,6 +1,7 @@
 """The training loop, top to bottom: data -> model -> optimizer -> epochs -> checkpoints.
 
-Loss = cross-entropy (label smoothing) + weight decay (in the optimizer)
+Loss = cross-entropy (label smoothing)             (blended with a teacher's soft labels: teacher.py)
+       + weight decay (in the optimizer)
        + beta * max(0, bpp - target_bpp)          (rate penalty, pushes the encoder)
        + bpp, for the context model only          (the PE always minimises the bit cost)
        + the task's own term, if it has one       (distillation: imitation; a joint decoder: MSE)
@@ -21,7 +22,6 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from jointcodec.checkpoint import load_model, model_config, save_model, save_trainer_state
@@ -50,6 +50,7 @@ from jointcodec.training.parts import (
     trainer_state,
     warm_start_from,
 )
+from jointcodec.training.teacher import classification_loss, load_teacher
 from jointcodec.utils import atomic_write_json, resolve_device, resolve_precision
 
 
@@ -106,6 +107,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
               f"{len(val_set) if val_set else 0} val) for {recipe.epochs} epochs on {device} x{run.devices} "
               f"({precision}); run directory {out}", flush=True)
     rate_images = max(1, int(RATE_BATCH_FRACTION * recipe.batch_size // run.devices))
+    teacher = (load_teacher(recipe.teacher, len(train_set.classes), fabric.device) if recipe.teacher else None)
     started = time.time() - (history.rows[-1]["elapsed_s"] if history.rows else 0.0)
 
     for epoch in range(start_epoch, recipe.epochs):
@@ -129,7 +131,8 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
             # One rate term: the PE sees its bit cost with weight 1; the encoder sees it with weight
             # beta while the hinge is on and 0 while it is off (its gradient is scaled on the way in).
             output = model(images, rate_grad_to_encoder=encoder_weight, rate_images=rate_images)
-            classification = F.cross_entropy(output.logits.float(), labels, label_smoothing=LABEL_SMOOTHING)
+            classification = classification_loss(output.logits.float(), labels, LABEL_SMOOTHING, teacher, images,
+                                                 recipe.teacher_weight)
             loss = classification + output.bpp.mean()
             own = task.extra_loss(raw_model, extra, images, output)
             if own is not None:
