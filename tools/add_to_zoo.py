@@ -49,6 +49,7 @@ def main() -> int:
     folder.mkdir(parents=True, exist_ok=True)
     save_file(state if args.fp32 else zoo.half_receiver(state), str(folder / WEIGHTS),
               metadata={CONFIG_METADATA_KEY: json.dumps(config)})
+    (folder / WEIGHTS).chmod(0o644)  # safetensors writes 0600; the package's files are world-readable
     (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
     preset = config["preset"]["name"] if isinstance(config["preset"], dict) else config["preset"]
 
