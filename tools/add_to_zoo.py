@@ -42,8 +42,9 @@ def main() -> int:
 
     config = read_config(args.run / WEIGHTS)  # the record the weights file carries (config.json is its copy)
     command = args.train_command.split()
-    if "run" in config and "--out" in command:  # the run directory as the card's command names it, not this machine's
-        config["run"]["out"] = command[command.index("--out") + 1]
+    outs = [command[i + 1] for i, word in enumerate(command[:-1]) if word == "--out"]
+    if "run" in config and outs:  # the run directory as the card's (last) command names it, not this machine's
+        config["run"]["out"] = outs[-1]
     state = load_file(str(args.run / WEIGHTS))
     folder = zoo.WEIGHTS_DIR / args.name
     folder.mkdir(parents=True, exist_ok=True)
