@@ -18,10 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from jointcodec import zoo
-from jointcodec.checkpoint import CONFIG, CONFIG_METADATA_KEY, WEIGHTS, read_config
+from jointcodec.checkpoint import WEIGHTS, read_config, save_weights
 
 CARD_FIGURES = ("split", "n_images", "top1_coded", "bpp_payload", "bpp_estimated", "encoder_params", "encoder_macs")
 
@@ -47,11 +47,7 @@ def main() -> int:
         config["run"]["out"] = outs[-1]
     state = load_file(str(args.run / WEIGHTS))
     folder = zoo.WEIGHTS_DIR / args.name
-    folder.mkdir(parents=True, exist_ok=True)
-    save_file(state if args.fp32 else zoo.half_receiver(state), str(folder / WEIGHTS),
-              metadata={CONFIG_METADATA_KEY: json.dumps(config)})
-    (folder / WEIGHTS).chmod(0o644)  # safetensors writes 0600; the package's files are world-readable
-    (folder / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    save_weights(folder, state if args.fp32 else zoo.half_receiver(state), config)
     preset = config["preset"]["name"] if isinstance(config["preset"], dict) else config["preset"]
 
     source = f"docs/results/{config['dataset']}/{args.name}-coded.json"

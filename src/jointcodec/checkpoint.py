@@ -45,8 +45,12 @@ def model_config(model: JointModel, preset: dict, classes: list[str], dataset: s
 
 
 def save_model(run_dir: str | Path, model: JointModel, config: dict) -> None:
+    save_weights(run_dir, {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, config)
+
+
+def save_weights(run_dir: str | Path, state: dict[str, torch.Tensor], config: dict) -> None:
+    """A model's weights file (its config in the metadata) and ``config.json`` beside it, each written atomically."""
     run_dir = Path(run_dir)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {CONFIG_METADATA_KEY: json.dumps(config)}
     atomic_write(run_dir / WEIGHTS, lambda tmp: save_file(state, tmp, metadata=metadata))
     atomic_write_json(run_dir / CONFIG, config)
