@@ -3,6 +3,7 @@ lists, and `jointcodec zoo` prints them; an unknown name is one clear error that
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import tomllib
 from fnmatch import fnmatch
@@ -110,3 +111,13 @@ def test_an_fp16_receiver_halves_the_file_and_leaves_the_bits_alone(tmp_path) ->
     with torch.no_grad():
         fp16_logits, fp32_logits = reloaded(images.float() / 255).logits, model(images.float() / 255).logits
     assert 0 < (fp16_logits - fp32_logits).abs().max() < 0.05
+
+
+def test_the_zoo_tool_records_the_cards_paths_not_the_training_machines() -> None:
+    spec = importlib.util.spec_from_file_location("add_to_zoo", REPO / "tools" / "add_to_zoo.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    config = {"train": {"init_from": "/home/me/a", "teacher": "/home/me/t"}, "run": {"out": "/home/me/o"}}
+    tool.portable_paths(config, "jointcodec train --init-from cifar10-0.4 --out runs/s1 && "
+                                "jointcodec train --init-from runs/s1 --teacher runs/receivers/c --out runs/m")
+    assert config == {"train": {"init_from": "runs/s1", "teacher": "runs/receivers/c"}, "run": {"out": "runs/m"}}

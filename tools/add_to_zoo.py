@@ -26,6 +26,21 @@ from jointcodec.checkpoint import WEIGHTS, read_config, save_weights
 CARD_FIGURES = ("split", "n_images", "top1_coded", "bpp_payload", "bpp_estimated", "encoder_params", "encoder_macs")
 
 
+# Flags whose value is a path on the training machine -> where the config records it. The card's command names
+# them portably (a zoo name, runs/...); the shipped config takes those names, not this machine's paths.
+PATH_FLAGS = {"--out": ("run", "out"), "--init-from": ("train", "init_from"), "--teacher": ("train", "teacher")}
+
+
+def portable_paths(config: dict, train_command: str) -> None:
+    """Record, for each path flag, the value the command's last step gives it (the step that made the weights)."""
+    last_step = train_command.split("&&")[-1].split()
+    for i, word in enumerate(last_step[:-1]):
+        if word in PATH_FLAGS:
+            section, key = PATH_FLAGS[word]
+            if section in config:
+                config[section][key] = last_step[i + 1]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", help="the zoo name (--checkpoint NAME)")
@@ -41,10 +56,7 @@ def main() -> int:
         sys.exit("error: --train-command must be the `jointcodec train ...` command that trained the run")
 
     config = read_config(args.run / WEIGHTS)  # the record the weights file carries (config.json is its copy)
-    command = args.train_command.split()
-    outs = [command[i + 1] for i, word in enumerate(command[:-1]) if word == "--out"]
-    if "run" in config and outs:  # the run directory as the card's (last) command names it, not this machine's
-        config["run"]["out"] = outs[-1]
+    portable_paths(config, args.train_command)
     state = load_file(str(args.run / WEIGHTS))
     folder = zoo.WEIGHTS_DIR / args.name
     save_weights(folder, state if args.fp32 else zoo.half_receiver(state), config)
