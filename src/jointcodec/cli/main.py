@@ -1,5 +1,5 @@
-"""The ``jointcodec`` command line: the list of commands (COMMANDS), and train, distill-encoder, evaluate, presets,
-recipes, zoo."""
+"""The ``jointcodec`` command line: the list of commands (COMMANDS), and train, distill-encoder, add-receiver, evaluate,
+presets, recipes, zoo."""
 
 from __future__ import annotations
 
@@ -88,6 +88,38 @@ def run_distill(args) -> int:
     from jointcodec.training.hyperparameters import DistillConfig, pick
 
     distill_encoder(pick(DistillConfig, vars(args)))
+    return 0
+
+
+def add_add_receiver(sub) -> None:
+    from jointcodec.training.hyperparameters import AddReceiverConfig
+
+    d = AddReceiverConfig()
+    p = sub.add_parser("add-receiver")
+    p.add_argument("--checkpoint", default=d.checkpoint,
+                   help="the trained model (run directory, weights file or shipped name); its codec stays frozen")
+    p.add_argument("--out", default=d.out, help="run directory for checkpoints and logs")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"passes over the training images; {d.epochs}")
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate; {d.lr}")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--teacher", metavar="RECEIVER", default=None,
+                   help="distil from a clean-image receiver (`jointcodec sweep clean` run directory)")
+    p.add_argument("--teacher-weight", type=float, default=d.teacher_weight,
+                   help=f"the teacher's share of the classification loss; {d.teacher_weight}")
+    p.add_argument("--train-subset", type=int, default=0, help="use only the first N training images")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"the new receiver's initialisation and batch order; "
+                                                            f"{d.seed}")
+    add_data_options(p)
+    add_run_options(p)
+    p.set_defaults(run=run_add_receiver)
+
+
+def run_add_receiver(args) -> int:
+    from jointcodec.training.ensemble import add_receiver
+    from jointcodec.training.hyperparameters import AddReceiverConfig, pick
+
+    add_receiver(pick(AddReceiverConfig, vars(args)))
     return 0
 
 
@@ -244,6 +276,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
               "train a joint codec + classifier at a target rate"),
     "distill-encoder": ("jointcodec.cli.main:add_distill",
                         "train a cheaper edge encoder for a trained model's receiver (same bitstream, same server)"),
+    "add-receiver": ("jointcodec.cli.main:add_add_receiver",
+                     "train one more server-side receiver for a trained model: its receivers vote; the encoder, "
+                     "the bits and every .jcc file stay as they are"),
     "evaluate": ("jointcodec.cli.main:add_evaluate",
                  "accuracy and rate of a trained model on a data split"),
     "presets": ("jointcodec.cli.main:add_presets",

@@ -17,10 +17,12 @@ from jointcodec.models.registry import (
     create_model,
     get_preset,
     preset_from_dict,
+    receiver_count,
+    with_receivers,
 )
 
 __all__ = [
     "ChannelContextModel", "CheckerboardContextModel", "CONTEXTS", "ContextModel3D", "MaskedConv3d", "causal_mask",
     "JointModel", "JointOutput", "LearnedQuantizer", "Quantized", "PRESETS", "Preset", "create_context",
-    "create_model", "get_preset", "preset_from_dict",
+    "create_model", "get_preset", "preset_from_dict", "receiver_count", "with_receivers",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import nn
 
 from jointcodec.models.layers import conv_bn, residual_stages
@@ -21,3 +24,24 @@ class LatentResNet(nn.Module):
 
     def forward(self, z):
         return self.fc(self.dropout(self.pool(self.stages(self.stem(z))).flatten(1)))
+
+
+class ReceiverEnsemble(nn.Module):
+    """Several receivers on the same latent that vote: the output is the log of their mean probability (log
+    probabilities are logits to softmax and argmax). The bits, and so the edge, are the same as for one.
+
+    ``solo``: the index of a member that answers alone. ``jointcodec add-receiver`` sets it while it trains a new
+    member, so that member is fitted on its own (against the labels, not against what the frozen members already
+    get right on their training images), and to measure each member apart.
+    """
+
+    def __init__(self, members: list[nn.Module]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.solo: int | None = None
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.solo is not None:
+            return self.members[self.solo](z)
+        log_probs = torch.stack([member(z).float().log_softmax(1) for member in self.members])
+        return log_probs.logsumexp(0) - math.log(len(self.members))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from torch import nn
 
 from jointcodec.errors import ConfigError
-from jointcodec.models.classifiers import LatentResNet
+from jointcodec.models.classifiers import LatentResNet, ReceiverEnsemble
 from jointcodec.models.context import ChannelContextModel, CheckerboardContextModel, ContextModel3D
 from jointcodec.models.encoders import CifarEncoder, ImageNetEncoder
 from jointcodec.models.joint import JointModel
@@ -84,10 +85,34 @@ register(Preset("imagenet-v4", "imagenet", encoder_args={"latent_channels": 32, 
                 classifier_args={"widths": (256, 512), "blocks": (2, 2)}, image_size=224))
 
 
+# "PRESET-xN": PRESET with N receivers that vote on the same latent (``jointcodec add-receiver`` makes them).
+ENSEMBLE_SUFFIX = re.compile(r"^(?P<base>.+)-x(?P<members>[1-9][0-9]*)$")
+
+
 def get_preset(name: str) -> Preset:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    """The preset ``name``: a registered one, or ``BASE-xN`` (a registered preset with N voting receivers)."""
+    if name in PRESETS:
+        return PRESETS[name]
+    match = ENSEMBLE_SUFFIX.match(name)
+    if match and match["base"] in PRESETS:
+        return with_receivers(PRESETS[match["base"]], int(match["members"]))
+    raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))} "
+                      "(or PRESET-xN: N voting receivers)")
+
+
+def with_receivers(preset: Preset, members: int) -> Preset:
+    """``preset`` with ``members`` receivers of its kind voting on the same latent (1: the preset itself)."""
+    base = ENSEMBLE_SUFFIX.match(preset.name)
+    base_name = base["base"] if base and preset.classifier_args.get("members") else preset.name
+    if members == 1:
+        args = {k: v for k, v in preset.classifier_args.items() if k != "members"}
+        return replace(preset, name=base_name, classifier_args=args)
+    return replace(preset, name=f"{base_name}-x{members}", classifier_args={**preset.classifier_args,
+                                                                           "members": members})
+
+
+def receiver_count(preset: Preset) -> int:
+    return preset.classifier_args.get("members", 1)
 
 
 def preset_from_dict(data: dict) -> Preset:
@@ -111,8 +136,17 @@ def create_model(preset: Preset | str, levels: int, num_classes: int) -> JointMo
         encoder=encoder,
         quantizer=LearnedQuantizer(levels, sigma=preset.sigma),
         context=create_context(levels, preset.context_args),
-        classifier=LatentResNet(latent_channels, num_classes, **preset.classifier_args),
+        classifier=create_receiver(latent_channels, num_classes, preset.classifier_args),
     )
+
+
+def create_receiver(latent_channels: int, num_classes: int, classifier_args: dict) -> nn.Module:
+    """The receiver a preset's ``classifier_args`` describe: one LatentResNet, or ``members`` of them voting."""
+    args = dict(classifier_args)
+    members = args.pop("members", 1)
+    if members == 1:
+        return LatentResNet(latent_channels, num_classes, **args)
+    return ReceiverEnsemble([LatentResNet(latent_channels, num_classes, **args) for _ in range(members)])
 
 
 def create_context(levels: int, context_args: dict) -> ContextModel3D:

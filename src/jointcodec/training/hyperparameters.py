@@ -168,6 +168,34 @@ class DistillConfig:
 
 
 @dataclass
+class AddReceiverConfig:
+    """``jointcodec add-receiver``: one more voting receiver for a trained model whose codec stays frozen
+    (training/ensemble.py): the server grows, the devices and their bits do not change."""
+
+    checkpoint: str = "default"  # the trained model (run directory, weights file or shipped name)
+    out: str = "runs/add-receiver"
+    epochs: int = 12  # a receiver from scratch on a fixed latent (the joint recipe trains for 26)
+    batch_size: int = 256
+    lr: float = 0.1  # the joint recipe's peak: the new receiver starts from scratch
+    weight_decay: float = 5e-4
+    teacher: str | None = None  # a clean-image receiver to distil from, as in ``train --teacher``
+    teacher_weight: float = 0.5
+    train_subset: int = 0
+    data_dir: str | None = None
+    download: bool = False
+    resume: bool = False
+    test_at_end: bool = True
+    progress: bool = True
+    seed: int = 1  # not the model's own seed (0): the new member starts from other weights and batch orders
+
+    def validate(self) -> None:
+        require([(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+                 (self.batch_size >= 2, f"--batch-size must be >= 2, got {self.batch_size}"),
+                 (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+                 (0 <= self.teacher_weight <= 1, f"--teacher-weight must be in [0, 1], got {self.teacher_weight}")])
+
+
+@dataclass
 class DecoderTrainConfig:
     """``jointcodec train-decoder``: a reconstruction decoder for a codec model (training/decoder.py)."""
 
