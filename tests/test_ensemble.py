@@ -47,12 +47,12 @@ def test_a_single_receiver_becomes_the_first_member() -> None:
 
 def test_add_receiver_trains_only_the_new_member_and_keeps_the_bits(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "grown"
-    base, _ = load_model("cifar10-0.4")
-    config = AddReceiverConfig(checkpoint="cifar10-0.4", out=str(out), epochs=1, batch_size=100, train_subset=600,
+    base, _ = load_model("default")
+    config = AddReceiverConfig(checkpoint="default", out=str(out), epochs=1, batch_size=100, train_subset=600,
                                data_dir=str(data_dir), test_at_end=False, progress=False)
     add_receiver(config)
     grown, saved = load_model(out)
-    assert saved["preset"]["name"] == "cifar-v1-deep-x2" and saved["add_receiver"]["checkpoint"] == "cifar10-0.4"
+    assert saved["preset"]["name"] == "cifar-v1-deep-x2" and saved["add_receiver"]["checkpoint"] == "default"
     assert model_fingerprint(grown) == model_fingerprint(base)
     before = grown_state(base.state_dict(), 1)
     after = grown.state_dict()

@@ -17,6 +17,7 @@ from jointcodec.checkpoint import load_model, resolve_weights
 from jointcodec.cli.main import main
 from jointcodec.errors import CheckpointError
 from jointcodec.evaluation.complexity import count_macs, count_params
+from jointcodec.models import create_model
 
 REPO = Path(__file__).resolve().parents[1]
 CARDS = zoo.cards()
@@ -92,7 +93,7 @@ def test_an_fp16_receiver_halves_the_file_and_leaves_the_bits_alone(tmp_path) ->
 
     from jointcodec.api import compress
 
-    model, _ = load_model("default")
+    model = create_model("cifar-v1-deep", levels=2, num_classes=10).eval()  # fp32 weights (the zoo's are fp16)
     state = model.state_dict()
     half = zoo.half_receiver(state)
     assert {k for k, v in half.items() if v.dtype == torch.float16} == {
@@ -103,7 +104,7 @@ def test_an_fp16_receiver_halves_the_file_and_leaves_the_bits_alone(tmp_path) ->
     ratio = (tmp_path / "fp16.safetensors").stat().st_size / (tmp_path / "fp32.safetensors").stat().st_size
     assert ratio < 0.55
     # Loaded back (cast to fp32 by load_state_dict), the model writes the same bytes and nearly the same logits.
-    reloaded, _ = load_model("default")
+    reloaded = create_model("cifar-v1-deep", levels=2, num_classes=10).eval()
     reloaded.load_state_dict(load_file(str(tmp_path / "fp16.safetensors")))
     assert all(v.dtype != torch.float16 for v in reloaded.state_dict().values())
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))

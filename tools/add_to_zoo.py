@@ -28,7 +28,8 @@ CARD_FIGURES = ("split", "n_images", "top1_coded", "bpp_payload", "bpp_estimated
 
 # Flags whose value is a path on the training machine -> where the config records it. The card's command names
 # them portably (a zoo name, runs/...); the shipped config takes those names, not this machine's paths.
-PATH_FLAGS = {"--out": ("run", "out"), "--init-from": ("train", "init_from"), "--teacher": ("train", "teacher")}
+PATH_FLAGS = {"--out": ("run", "out"), "--init-from": ("train", "init_from"), "--teacher": ("train", "teacher"),
+              "--checkpoint": ("add_receiver", "checkpoint")}
 
 
 def portable_paths(config: dict, train_command: str) -> None:
@@ -53,7 +54,8 @@ def main() -> int:
     if not (args.run / WEIGHTS).is_file():
         sys.exit(f"error: no {WEIGHTS} in {args.run}")
     if not args.train_command.startswith("jointcodec train "):
-        sys.exit("error: --train-command must be the `jointcodec train ...` command that trained the run")
+        sys.exit("error: --train-command must be the `jointcodec train ...` command (and what followed it, joined "
+                 "by &&) that trained the run")
 
     config = read_config(args.run / WEIGHTS)  # the record the weights file carries (config.json is its copy)
     portable_paths(config, args.train_command)
