@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from jointcodec import __version__
-from jointcodec.cli.options import add_data_options, add_progress_option, add_run_options
+from jointcodec.cli.options import add_addon_options, add_data_options, add_progress_option, add_run_options
 from jointcodec.errors import JointCodecError
 
 
@@ -76,10 +76,7 @@ def add_distill(sub) -> None:
     p.add_argument("--target-bpp", type=float, default=None, help="rate target (default: the teacher's)")
     p.add_argument("--imitation-weight", type=float, default=d.imitation_weight,
                    help="weight of the cross-entropy against the teacher's symbols")
-    p.add_argument("--train-subset", type=int, default=0, help="use only the first N training images")
-    p.add_argument("--seed", type=int, default=d.seed)
-    add_data_options(p)
-    add_run_options(p)
+    add_addon_options(p, d.seed)
     p.set_defaults(run=run_distill)
 
 
@@ -107,11 +104,7 @@ def add_add_receiver(sub) -> None:
                    help="distil from a clean-image receiver (`jointcodec sweep clean` run directory)")
     p.add_argument("--teacher-weight", type=float, default=d.teacher_weight,
                    help=f"the teacher's share of the classification loss; {d.teacher_weight}")
-    p.add_argument("--train-subset", type=int, default=0, help="use only the first N training images")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"the new receiver's initialisation and batch order; "
-                                                            f"{d.seed}")
-    add_data_options(p)
-    add_run_options(p)
+    add_addon_options(p, d.seed, f"the new receiver's initialisation and batch order; {d.seed}")
     p.set_defaults(run=run_add_receiver)
 
 

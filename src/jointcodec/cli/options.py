@@ -21,3 +21,11 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
     parser.add_argument("--no-test", dest="test_at_end", action="store_false", help="skip the final test evaluation")
     add_progress_option(parser)
+
+
+def add_addon_options(parser: argparse.ArgumentParser, seed: int, seed_help: str | None = None) -> None:
+    """An add-on's shared flags (``AddOnSettings``): a training subset, the seed, the data and the run flags."""
+    parser.add_argument("--train-subset", type=int, default=0, help="use only the first N training images")
+    parser.add_argument("--seed", type=int, default=seed, help=seed_help)
+    add_data_options(parser)
+    add_run_options(parser)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jointcodec.cli.options import add_data_options, add_run_options
+from jointcodec.cli.options import add_addon_options
 from jointcodec.errors import ConfigError, DataError
 
 
@@ -40,11 +40,8 @@ def add_train_decoder(sub) -> None:
                    help="train the codec model and the decoder together (a new model; the default keeps the "
                         "model frozen, so its bitstream and accuracy cannot change)")
     p.add_argument("--mse-weight", type=float, default=d.mse_weight, help="with --joint: weight of the MSE term")
-    p.add_argument("--train-subset", type=int, default=0, help="use only the first N training images")
     p.add_argument("--test-limit", type=int, default=0, help="test only on the first N test images (0: all)")
-    p.add_argument("--seed", type=int, default=d.seed)
-    add_data_options(p)
-    add_run_options(p)
+    add_addon_options(p, d.seed)
     p.set_defaults(run=run_train_decoder)
 
 

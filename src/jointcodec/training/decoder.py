@@ -215,7 +215,6 @@ def _train_joint(config: DecoderTrainConfig) -> dict:
     """Codec model and decoder together: the main loop with :class:`JointDecoderTask`."""
     from jointcodec.checkpoint import load_model
     from jointcodec.entropy import model_fingerprint as fingerprint
-    from jointcodec.training.hyperparameters import RunSettings
     from jointcodec.training.recipe import train
 
     source, source_config = load_model(config.checkpoint)
@@ -229,8 +228,7 @@ def _train_joint(config: DecoderTrainConfig) -> dict:
         recipe = recipe.for_addon(config.train_subset)
     recipe = replace(recipe, epochs=config.epochs, init_from=str(config.checkpoint), lr=config.lr or recipe.lr,
                      batch_size=config.batch_size or recipe.batch_size)
-    run = RunSettings(out=str(out), resume=config.resume, progress=config.progress, test_at_end=config.test_at_end,
-                      data_dir=config.data_dir, download=config.download)
+    run = config.run_settings(str(out))
     torch.manual_seed(config.seed)
     decoder, args = new_decoder(source, source_config)
     if config.resume:

@@ -49,9 +49,7 @@ def distill_encoder(config: DistillConfig) -> dict:
                      lr=config.lr, weight_decay=config.weight_decay, beta=config.beta, target_bpp=target,
                      seed=config.seed, init_from=None)
     # On the CPU in fp32, as distillation has always run (it has no --device flag).
-    run = RunSettings(device="cpu", precision="32-true", data_dir=config.data_dir, download=config.download,
-                      out=config.out, resume=config.resume, test_at_end=config.test_at_end,
-                      progress=config.progress)
+    run = config.run_settings(config.out, device="cpu", precision="32-true")
     return train(recipe, run, DistillTask(config, run))
 
 

@@ -25,10 +25,9 @@ from jointcodec.evaluation import evaluate_model
 from jointcodec.models import JointModel, Preset, create_model, preset_from_dict, receiver_count, with_receivers
 from jointcodec.training.hyperparameters import EVAL_BATCH, AddReceiverConfig, Recipe, RunSettings
 from jointcodec.training.recipe import JointTask, train
+from jointcodec.zoo import RECEIVER
 
 __all__ = ["AddReceiverConfig", "AddReceiverTask", "add_receiver", "grown_state"]
-
-RECEIVER = "classifier."
 
 
 def add_receiver(config: AddReceiverConfig) -> dict:
@@ -43,8 +42,7 @@ def add_receiver(config: AddReceiverConfig) -> dict:
                      levels=base_config["levels"], epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
                      weight_decay=config.weight_decay, seed=config.seed, init_from=None, teacher=config.teacher,
                      teacher_weight=config.teacher_weight)
-    run = RunSettings(data_dir=config.data_dir, download=config.download, out=config.out, resume=config.resume,
-                      test_at_end=config.test_at_end, progress=config.progress)
+    run = config.run_settings(config.out)
     return train(recipe, run, AddReceiverTask(config, grown, run))
 
 
@@ -70,7 +68,7 @@ class AddReceiverTask(JointTask):
         return super().datasets(recipe, self.grown)
 
     def build(self, recipe: Recipe, preset: Preset, num_classes: int) -> nn.Module:
-        base, base_config = load_model(self.config.checkpoint)
+        base, _ = load_model(self.config.checkpoint)
         self.bitstream = fingerprint(base)
         model = create_model(self.grown, base.levels, num_classes)
         missing, unexpected = model.load_state_dict(grown_state(base.state_dict(), self.new), strict=False)

@@ -136,7 +136,25 @@ class TrainConfig(RunSettings, Recipe):
 
 
 @dataclass
-class DistillConfig:
+class AddOnSettings:
+    """What every add-on to a trained model (distill-encoder, add-receiver, train-decoder) shares: which training
+    images, where the data is, and how the run goes (resume, final test, progress bars)."""
+
+    train_subset: int = 0  # use only the first N training images (tests, quick looks); 0 = all
+    data_dir: str | None = None
+    download: bool = False
+    resume: bool = False
+    test_at_end: bool = True
+    progress: bool = True
+
+    def run_settings(self, out: str, **settings: Any) -> RunSettings:
+        """The main loop's run settings for this add-on, written to ``out`` (``settings``: device, precision)."""
+        return RunSettings(data_dir=self.data_dir, download=self.download, out=out, resume=self.resume,
+                           test_at_end=self.test_at_end, progress=self.progress, **settings)
+
+
+@dataclass
+class DistillConfig(AddOnSettings):
     """``jointcodec distill-encoder``: a cheaper encoder for a trained model's receiver (training/distill.py)."""
 
     teacher: str = "default"  # the trained model whose receiver (centers, context, classifier) is kept
@@ -149,12 +167,6 @@ class DistillConfig:
     beta: float = 2.0
     target_bpp: float | None = None  # None: the teacher's own training target
     imitation_weight: float = 1.0  # weight of the cross-entropy against the teacher's symbols
-    train_subset: int = 0
-    data_dir: str | None = None
-    download: bool = False
-    resume: bool = False
-    test_at_end: bool = True
-    progress: bool = True
     seed: int = 0
 
     def validate(self) -> None:
@@ -168,7 +180,7 @@ class DistillConfig:
 
 
 @dataclass
-class AddReceiverConfig:
+class AddReceiverConfig(AddOnSettings):
     """``jointcodec add-receiver``: one more voting receiver for a trained model whose codec stays frozen
     (training/ensemble.py): the server grows, the devices and their bits do not change."""
 
@@ -180,12 +192,6 @@ class AddReceiverConfig:
     weight_decay: float = 5e-4
     teacher: str | None = None  # a clean-image receiver to distil from, as in ``train --teacher``
     teacher_weight: float = 0.5
-    train_subset: int = 0
-    data_dir: str | None = None
-    download: bool = False
-    resume: bool = False
-    test_at_end: bool = True
-    progress: bool = True
     seed: int = 1  # not the model's own seed (0): the new member starts from other weights and batch orders
 
     def validate(self) -> None:
@@ -196,7 +202,7 @@ class AddReceiverConfig:
 
 
 @dataclass
-class DecoderTrainConfig:
+class DecoderTrainConfig(AddOnSettings):
     """``jointcodec train-decoder``: a reconstruction decoder for a codec model (training/decoder.py)."""
 
     checkpoint: str = "default"
@@ -207,13 +213,7 @@ class DecoderTrainConfig:
     ms_ssim_weight: float = 0.0
     joint: bool = False
     mse_weight: float = 1.0
-    train_subset: int = 0
-    data_dir: str | None = None
-    download: bool = False
-    resume: bool = False
-    test_at_end: bool = True
     test_limit: int = 0  # evaluate only the first N test images (0: all)
-    progress: bool = True
     seed: int = 0
 
     def validate(self) -> None:
