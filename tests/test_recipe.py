@@ -42,7 +42,7 @@ def test_the_shipped_models_old_record_reads_as_its_recipe() -> None:
     recipe = Recipe.from_record(record)
     assert recipe == Recipe()  # the recipe's defaults are the shipped model's
     assert asdict(recipe) == {k: v for k, v in record.items() if k in asdict(recipe)} | {
-        "val_seed": None, "teacher": None, "teacher_weight": Recipe().teacher_weight}
+        "val_seed": None, "teacher": None, "teacher_weight": Recipe().teacher_weight, "ema_decay": 0.0}
 
 
 def test_a_new_record_is_the_recipe_itself() -> None:

@@ -13,7 +13,9 @@ import torch
 from safetensors.torch import load_file
 
 from jointcodec import ConfigError
-from jointcodec.checkpoint import TRAINER_STATE, WEIGHTS
+from jointcodec.checkpoint import TRAINER_STATE, WEIGHTS, load_model
+from jointcodec.data import load_split
+from jointcodec.evaluation import evaluate_model
 from jointcodec.training import RunSettings, TrainConfig, recipe, train
 from jointcodec.training.hyperparameters import named_recipe
 
@@ -87,10 +89,13 @@ def test_resume_continues_from_the_last_epoch(data_dir: Path, tmp_path: Path, mo
 
 
 @pytest.mark.slow
-def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(data_dir: Path, tmp_path: Path, monkeypatch,
+                                                                ema_decay: float) -> None:
     # Killed between writing epoch 2's model file and its trainer state: the harder of the two kill points (the
-    # model file is an epoch ahead of the optimizer), so the resumed run starts after epoch 1.
-    settings = dict(epochs=3, train_subset=512, val_size=64, batch_size=64)
+    # model file is an epoch ahead of the optimizer), so the resumed run starts after epoch 1. With a weight
+    # average, the model file holds the average, and the live weights and the average both must continue.
+    settings = dict(epochs=3, train_subset=512, val_size=64, batch_size=64, ema_decay=ema_decay)
     train(tiny_config(data_dir, tmp_path / "whole", **settings))
     saved_epochs = kill_at_checkpoint(monkeypatch, 2, before_state=True)
     with pytest.raises(Interrupted):
@@ -106,6 +111,26 @@ def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(data_dir: Path, 
     assert [name for name in whole if not torch.equal(whole[name], killed[name])] == []
     expected = torch.load(tmp_path / "whole" / TRAINER_STATE, weights_only=True)["history"]
     assert [drop_clock(row) for row in resumed["history"]] == [drop_clock(row) for row in expected]
+
+
+@pytest.mark.slow
+def test_a_weight_average_is_what_is_validated_saved_and_tested(data_dir: Path, tmp_path: Path) -> None:
+    result = train(tiny_config(data_dir, tmp_path, epochs=2, ema_decay=0.9, test_at_end=True))
+    saved = load_file(str(tmp_path / WEIGHTS))
+    state = torch.load(tmp_path / TRAINER_STATE, weights_only=True)
+    live, average = state["model"], state["average"]
+    assert average["n_averaged"].item() == 2 * ((512 - 128) // 128)  # one update per step
+    averaged = {name.removeprefix("module."): tensor for name, tensor in average.items() if name != "n_averaged"}
+    assert averaged.keys() == saved.keys() == live.keys()
+    assert all(torch.equal(saved[name], averaged[name].to(saved[name].dtype)) for name in saved)
+    moved = [name for name in saved if saved[name].is_floating_point() and not torch.equal(saved[name], live[name])]
+    assert any(".weight" in name for name in moved)  # the file is not the live weights
+    assert any("running_mean" in name for name in moved)  # batch-norm statistics are averaged too
+    # The final test reads the saved (averaged) model, as `evaluate` of the run directory would.
+    model, _ = load_model(tmp_path)
+    again = evaluate_model(model, load_split("cifar10", "test", str(data_dir), False, 32), 500, progress=False,
+                           device="cpu")
+    assert again["top1"] == result["test"]["top1"]
 
 
 def drop_clock(row: dict) -> dict:

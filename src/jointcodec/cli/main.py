@@ -51,6 +51,9 @@ def add_train(sub) -> None:
                                   "classifier also fits its soft labels; none by default")
     recipe_flag.add_argument("--teacher-weight", type=float,
                              help=f"the teacher's share of the classification loss; {d.teacher_weight}")
+    recipe_flag.add_argument("--ema-decay", type=float,
+                             help="validate and save an exponential moving average of the weights with this "
+                                  f"per-step decay (e.g. 0.998); {d.ema_decay} = the weights themselves")
     p.add_argument("--device", default=r.device, help="auto, cpu or cuda")
     p.add_argument("--precision", default=r.precision,
                    help="auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, 16-mixed")

@@ -47,6 +47,8 @@ class Recipe:
     teacher: str | None = None  # a clean-image receiver (`jointcodec sweep clean`) whose soft labels the classifier
     #                             also fits (training/teacher.py); None: the labels alone
     teacher_weight: float = 0.5  # with a teacher: its share of the classification loss, the labels' the rest
+    ema_decay: float = 0.0  # per-step decay of an exponential moving average of the weights, which is what is
+    #                         validated and saved (training/parts.py: WeightAverage); 0: the weights themselves
 
     @classmethod
     def from_record(cls, record: dict | None) -> Recipe:
@@ -65,6 +67,7 @@ class Recipe:
                  (self.target_bpp > 0, f"--target-bpp must be > 0, got {self.target_bpp}"),
                  (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
                  (0 <= self.teacher_weight <= 1, f"--teacher-weight must be in [0, 1], got {self.teacher_weight}"),
+                 (0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1), got {self.ema_decay}"),
                  (not self.teacher or Path(self.teacher).exists(),
                   f"--teacher {self.teacher}: no such receiver (run directory or weights file)")])
         if self.init_from and not resuming:  # a resumed run does not read its warm start again

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from jointcodec.checkpoint import load_trainer_state, warm_start
 from jointcodec.data import ImageSet, normalize
@@ -103,8 +104,17 @@ def sgd_with_triangle(groups: list[dict], lr: float, epochs: int, n_train: int, 
     return optimizer, scheduler, steps_per_epoch
 
 
+def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
+    """An exponential moving average of ``model``'s weights and buffers (batch-norm statistics too), updated
+    after every step; None for decay 0. It smooths the noise of SGD's last steps out of what is saved."""
+    if not decay:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
 def trainer_state(recipe: Recipe, epoch: int, model: nn.Module, extra: nn.Module | None, optimizer, scheduler,
-                  history: History, hinge: RateHinge, device: torch.device) -> dict:
+                  history: History, hinge: RateHinge, device: torch.device,
+                  average: AveragedModel | None = None) -> dict:
     """Everything ``restore_trainer_state`` needs to continue after ``epoch`` exactly as an uninterrupted run would.
     The weights travel in it too: the model file is written separately, and a kill between the two writes
     must not pair one epoch's weights with another's optimizer."""
@@ -113,13 +123,16 @@ def trainer_state(recipe: Recipe, epoch: int, model: nn.Module, extra: nn.Module
              "torch_rng": torch.get_rng_state()}
     if extra is not None:
         state["extra"] = cpu_copy(extra)
+    if average is not None:
+        state["average"] = cpu_copy(average)
     if device.type == "cuda":
         state["cuda_rng"] = torch.cuda.get_rng_state(device)
     return state
 
 
 def restore_trainer_state(out: Path, recipe: Recipe, model: nn.Module, extra: nn.Module | None, optimizer,
-                          scheduler, history: History, hinge: RateHinge, device: torch.device) -> int:
+                          scheduler, history: History, hinge: RateHinge, device: torch.device,
+                          average: AveragedModel | None = None) -> int:
     """Load what ``trainer_state`` saved for run ``out`` into the given parts; returns the epoch to start from.
     A recipe other than the run's is a ConfigError: the schedule and the data order depend on all of it."""
     state = load_trainer_state(out)
@@ -132,6 +145,8 @@ def restore_trainer_state(out: Path, recipe: Recipe, model: nn.Module, extra: nn
         model.load_state_dict(state["model"])
     if extra is not None and "extra" in state:
         extra.load_state_dict(state["extra"])
+    if average is not None:
+        average.load_state_dict(state["average"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     history.rows = state["history"]

@@ -49,6 +49,7 @@ from jointcodec.training.parts import (
     to_channels_last,
     trainer_state,
     warm_start_from,
+    weight_average,
 )
 from jointcodec.training.teacher import classification_loss, load_teacher
 from jointcodec.utils import atomic_write_json, resolve_device, resolve_precision
@@ -87,6 +88,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
         if recipe.init_from:
             warm_start_from(model, recipe.init_from, train_set, verbose=is_main)
     task.channels_last(model)
+    average = weight_average(model, recipe.ema_decay)  # what is validated and saved, if the recipe averages
     groups = parameter_groups(task.trainable(model), recipe.weight_decay)
     extra = task.extra_module()
     if extra is not None:
@@ -96,9 +98,12 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
     history = History(out / "metrics.csv")
     hinge = RateHinge(recipe.beta, recipe.target_bpp)
     start_epoch = (restore_trainer_state(out, recipe, model, extra, optimizer, scheduler, history, hinge,
-                                         fabric.device) if run.resume else 0)
+                                         fabric.device, average) if run.resume else 0)
     model, optimizer = fabric.setup(model, optimizer)
     raw_model: nn.Module = model.module
+    if average is not None:
+        average.to(fabric.device)  # Fabric moved the model; its average follows
+    kept: nn.Module = average.module if average is not None else raw_model  # validated, saved and tested
     raw_extra = extra
     extra = fabric.setup_module(extra) if extra is not None else None
 
@@ -144,6 +149,8 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
             fabric.backward(loss)
             optimizer.step()
             scheduler.step()
+            if average is not None:
+                average.update_parameters(raw_model)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; try a lower --lr")
             totals["loss"] += classification.item()
@@ -165,14 +172,14 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
                "train_bpp": totals["bpp"] / totals["steps"], "lr": scheduler.get_last_lr()[0],
                **task.epoch_metrics(extra_sums, totals["steps"])}
         if val_set is not None and is_main:
-            val = task.evaluate(raw_model, val_set, False, str(fabric.device))
+            val = task.evaluate(kept, val_set, False, str(fabric.device))
             row.update(val_top1=val["top1"], val_bpp=val["bpp_estimated"])
         row["elapsed_s"] = time.time() - started
         if is_main:
             history.append(row)
-            task.save(out, raw_model, recipe, preset, train_set.classes, epoch + 1, history.rows)
+            task.save(out, kept, recipe, preset, train_set.classes, epoch + 1, history.rows)
             save_trainer_state(out, trainer_state(recipe, epoch + 1, raw_model, raw_extra, optimizer, scheduler,
-                                                  history, hinge, fabric.device))
+                                                  history, hinge, fabric.device, average))
             print(task.epoch_line(row), flush=True)
         fabric.barrier()
         task.channels_last(raw_model)  # evaluation ran in eval mode; keep the fast layout for training
@@ -180,7 +187,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
     result = {"history": history.rows, "run_dir": str(out)}
     if is_main and run.test_at_end:
         test_set = task.test_set(recipe, preset)
-        test = task.evaluate(raw_model, test_set, run.progress, str(fabric.device))
+        test = task.evaluate(kept, test_set, run.progress, str(fabric.device))
         test["train_wall_clock_s"] = history.rows[-1]["elapsed_s"] if history.rows else None
         test["epochs"] = recipe.epochs
         test.update(task.test_extras())
