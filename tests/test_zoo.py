@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from jointcodec import zoo
-from jointcodec.checkpoint import load_model, resolve_weights
+from jointcodec.checkpoint import load_model, read_config, resolve_weights
 from jointcodec.cli.main import main
 from jointcodec.errors import CheckpointError
 from jointcodec.evaluation.complexity import count_macs, count_params
@@ -122,3 +122,15 @@ def test_the_zoo_tool_records_the_cards_paths_not_the_training_machines() -> Non
     tool.portable_paths(config, "jointcodec train --init-from cifar10-0.4 --out runs/s1 && "
                                 "jointcodec train --init-from runs/s1 --teacher runs/receivers/c --out runs/m")
     assert config == {"train": {"init_from": "runs/s1", "teacher": "runs/receivers/c"}, "run": {"out": "runs/m"}}
+
+
+@pytest.mark.parametrize("card", CARDS, ids=lambda card: card.name)
+def test_a_shipped_config_names_the_paths_of_its_cards_last_step(card: zoo.ModelCard) -> None:
+    # Where a model was warm-started and distilled from, as the card's command names them: a reader can follow
+    # the chain from the card, and no training machine's directory leaks into the package.
+    config = read_config(resolve_weights(card.name))
+    last_step = card.train_command.split("&&")[-1].split()
+    named = dict(zip(last_step, last_step[1:], strict=False))
+    recorded = {"--init-from": config["train"].get("init_from"), "--teacher": config["train"].get("teacher")}
+    for flag, value in recorded.items():
+        assert value == named.get(flag), (flag, value)
