@@ -6,6 +6,9 @@ Loss = cross-entropy (label smoothing)             (blended with a teacher's sof
        + bpp, for the context model only          (the PE always minimises the bit cost)
        + the task's own term, if it has one       (distillation: imitation; a joint decoder: MSE)
 
+With ``ema_decay`` > 0, a moving average of the weights (parts.weight_average) is what is validated, saved
+and tested; the optimizer keeps moving the live weights.
+
 The hyperparameters are plain data (``hyperparameters.Recipe``), where the run happens is ``RunSettings``.
 What is trained, on which images, and how it is saved is a task: ``JointTask`` (below) trains the joint
 codec on a data set's own images (``jointcodec train``); ``distill.DistillTask`` a new encoder for a trained
