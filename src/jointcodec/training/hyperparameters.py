@@ -48,7 +48,7 @@ class Recipe:
     #                             also fits (training/teacher.py); None: the labels alone
     teacher_weight: float = 0.5  # with a teacher: its share of the classification loss, the labels' the rest
     ema_decay: float = 0.0  # per-step decay of an exponential moving average of the weights, which is what is
-    #                         validated and saved (training/parts.py: WeightAverage); 0: the weights themselves
+    #                         validated and saved (training/parts.py: weight_average); 0: the weights themselves
 
     @classmethod
     def from_record(cls, record: dict | None) -> Recipe:
