@@ -1,0 +1,97 @@
+"""Time a named recipe end to end over several seeds, then measure each trained model through real files.
+
+    python tools/time_recipe.py fast --seeds 0 1 2 --out runs/fast-timing \\
+        --json docs/results/cifar10/fast-recipe.json [-- --device cuda]
+
+Each seed is one `jointcodec train --recipe NAME --seed S` process; its wall clock runs from starting the process
+(importing, loading the data) to the saved model and its end-of-training test, which is what a user waits for.
+Then `jointcodec evaluate --coded` measures the model through real `.jcc` files (not timed). The summary takes the
+worst seed: the lowest top-1, the highest rate, the longest time. Seeds already in --json are skipped, so a killed
+run continues where it stopped; the file is rewritten atomically after each seed. Flags after `--` go to `train`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from jointcodec.training.hyperparameters import RECIPES
+from jointcodec.utils import atomic_write_json
+
+JOINTCODEC = [sys.executable, "-m", "jointcodec.cli.main"]
+
+
+def run_seed(recipe: str, seed: int, out: Path, train_flags: list[str], limit: int) -> dict:
+    """Train one seed (timed), then evaluate it through real files (the first ``limit`` test images, 0: all); the
+    seed's record. CalledProcessError where either command fails (it has printed why)."""
+    run = out / f"seed{seed}"
+    train = [*JOINTCODEC, "train", "--recipe", recipe, "--seed", str(seed), "--out", str(run), "--no-progress",
+             *train_flags]
+    start = time.perf_counter()
+    subprocess.run(train, check=True)
+    wall_s = time.perf_counter() - start
+    coded_json = run / "coded.json"
+    subprocess.run([*JOINTCODEC, "evaluate", "--checkpoint", str(run), "--coded", "--no-progress",
+                    "--json", str(coded_json), "--limit", str(limit)], check=True)
+    coded = json.loads(coded_json.read_text())
+    return {"seed": seed, "wall_s": wall_s, "top1_coded": coded["top1_coded"], "bpp_payload": coded["bpp_payload"],
+            "bpp_estimated": coded["bpp_estimated"], "run": str(run), "command": " ".join(train[2:])}
+
+
+def summary(seeds: list[dict], max_minutes: float, min_top1: float, max_bpp: float) -> dict:
+    """The worst seed on each axis, and whether the worst still meets every bar."""
+    worst = {"top1_coded": min(s["top1_coded"] for s in seeds), "bpp_payload": max(s["bpp_payload"] for s in seeds),
+             "wall_s": max(s["wall_s"] for s in seeds)}
+    bars = {"max_minutes": max_minutes, "min_top1": min_top1, "max_bpp": max_bpp}
+    meets = (worst["top1_coded"] >= min_top1 and worst["bpp_payload"] <= max_bpp
+             and worst["wall_s"] <= max_minutes * 60)
+    return {"worst": worst, "bars": bars, "meets_bars": meets}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    train_flags = argv[argv.index("--") + 1:] if "--" in argv else []
+    own = argv[:argv.index("--")] if "--" in argv else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipe", help="a name from `jointcodec recipes`")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, required=True, help="folder for one run directory per seed")
+    parser.add_argument("--json", type=Path, required=True, help="the per-seed figures and the summary")
+    parser.add_argument("--max-minutes", type=float, default=30.0, help="the bar for the slowest seed")
+    parser.add_argument("--min-top1", type=float, default=88.0, help="the bar for the weakest seed (%%)")
+    parser.add_argument("--max-bpp", type=float, default=0.80, help="the bar for the highest payload rate")
+    parser.add_argument("--limit", type=int, default=0, help="evaluate on the first N test images (0: all)")
+    args = parser.parse_args(own)
+    if args.recipe not in RECIPES:
+        parser.error(f"no recipe {args.recipe!r} (recipes: {', '.join(RECIPES)})")
+
+    record = json.loads(args.json.read_text()) if args.json.is_file() else {}
+    if record and record.get("recipe") != args.recipe:
+        parser.error(f"{args.json} holds recipe {record.get('recipe')!r}, not {args.recipe!r}")
+    done = {s["seed"]: s for s in record.get("seeds", [])}
+    for seed in args.seeds:
+        if seed in done:
+            print(f"seed {seed}: already measured, skipped")
+            continue
+        try:
+            done[seed] = run_seed(args.recipe, seed, args.out, train_flags, args.limit)
+        except subprocess.CalledProcessError as error:
+            print(f"error: seed {seed}: `{' '.join(error.cmd[2:])}` failed (exit {error.returncode})", file=sys.stderr)
+            return 1
+        seeds = [done[s] for s in sorted(done)]
+        record = {"recipe": args.recipe, "train_flags": train_flags, "seeds": seeds,
+                  **summary(seeds, args.max_minutes, args.min_top1, args.max_bpp)}
+        atomic_write_json(args.json, record)
+        s = done[seed]
+        print(f"seed {seed}: {s['wall_s'] / 60:.1f} min, top-1 {s['top1_coded']:.2f} % at {s['bpp_payload']:.4f} bpp")
+    if record:
+        print(json.dumps({k: record[k] for k in ("worst", "meets_bars")}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
