@@ -41,6 +41,7 @@ def test_one_seed_is_timed_measured_from_real_files_and_skipped_on_rerun(cli_env
     record = json.loads(report.read_text())
     (seed,) = record["seeds"]
     assert record["recipe"] == "fast" and record["train_flags"] == TINY and seed["seed"] == 3
+    assert seed["command"].startswith("jointcodec train --recipe fast --seed 3 --out ")
     assert seed["wall_s"] > 0 and 0 <= seed["top1_coded"] <= 100 and seed["bpp_payload"] > 0
     assert (out / "seed3" / "model.safetensors").is_file() and (out / "seed3" / "coded.json").is_file()
     assert record["worst"]["wall_s"] == seed["wall_s"] and record["meets_bars"] is False  # 1 epoch on 256 images
@@ -54,5 +55,6 @@ def test_a_bad_recipe_or_a_failing_run_is_one_clear_error(cli_env: dict[str, str
     assert bad.returncode == 2 and "no recipe 'fastest'" in bad.stderr and "Traceback" not in bad.stderr
     failing = run_timer(["fast", "--seeds", "0", "--out", str(tmp_path), "--json", str(tmp_path / "x.json"), "--",
                          "--dataset", "nosuchdata"], cli_env)
-    assert failing.returncode == 1 and "error: seed 0:" in failing.stderr and "Traceback" not in failing.stderr
+    assert failing.returncode == 1 and "error: seed 0: `jointcodec train --recipe fast" in failing.stderr
+    assert "Traceback" not in failing.stderr
     assert not (tmp_path / "x.json").exists()

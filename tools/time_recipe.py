@@ -25,6 +25,11 @@ from jointcodec.utils import atomic_write_json
 JOINTCODEC = [sys.executable, "-m", "jointcodec.cli.main"]
 
 
+def as_typed(command: list[str]) -> str:
+    """A JOINTCODEC command as a user types it: ``jointcodec train ...``."""
+    return " ".join(["jointcodec", *command[len(JOINTCODEC):]])
+
+
 def run_seed(recipe: str, seed: int, out: Path, train_flags: list[str], limit: int) -> dict:
     """Train one seed (timed), then evaluate it through real files (the first ``limit`` test images, 0: all); the
     seed's record. CalledProcessError where either command fails (it has printed why)."""
@@ -39,7 +44,7 @@ def run_seed(recipe: str, seed: int, out: Path, train_flags: list[str], limit: i
                     "--json", str(coded_json), "--limit", str(limit)], check=True)
     coded = json.loads(coded_json.read_text())
     return {"seed": seed, "wall_s": wall_s, "top1_coded": coded["top1_coded"], "bpp_payload": coded["bpp_payload"],
-            "bpp_estimated": coded["bpp_estimated"], "run": str(run), "command": " ".join(train[2:])}
+            "bpp_estimated": coded["bpp_estimated"], "run": str(run), "command": as_typed(train)}
 
 
 def summary(seeds: list[dict], max_minutes: float, min_top1: float, max_bpp: float) -> dict:
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             done[seed] = run_seed(args.recipe, seed, args.out, train_flags, args.limit)
         except subprocess.CalledProcessError as error:
-            print(f"error: seed {seed}: `{' '.join(error.cmd[2:])}` failed (exit {error.returncode})", file=sys.stderr)
+            print(f"error: seed {seed}: `{as_typed(error.cmd)}` failed (exit {error.returncode})", file=sys.stderr)
             return 1
         seeds = [done[s] for s in sorted(done)]
         record = {"recipe": args.recipe, "train_flags": train_flags, "seeds": seeds,
