@@ -19,7 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from jointcodec.training.hyperparameters import RECIPES
+from jointcodec.errors import ConfigError
+from jointcodec.training.hyperparameters import named_recipe
 from jointcodec.utils import atomic_write_json
 
 JOINTCODEC = [sys.executable, "-m", "jointcodec.cli.main"]
@@ -59,8 +60,8 @@ def summary(seeds: list[dict], max_minutes: float, min_top1: float, max_bpp: flo
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    train_flags = argv[argv.index("--") + 1:] if "--" in argv else []
-    own = argv[:argv.index("--")] if "--" in argv else argv
+    cut = argv.index("--") if "--" in argv else len(argv)
+    own, train_flags = argv[:cut], argv[cut + 1:]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", help="a name from `jointcodec recipes`")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -71,8 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-bpp", type=float, default=0.80, help="the bar for the highest payload rate")
     parser.add_argument("--limit", type=int, default=0, help="evaluate on the first N test images (0: all)")
     args = parser.parse_args(own)
-    if args.recipe not in RECIPES:
-        parser.error(f"no recipe {args.recipe!r} (recipes: {', '.join(RECIPES)})")
+    try:
+        named_recipe(args.recipe)  # its own error names the choices
+    except ConfigError as error:
+        parser.error(str(error))
 
     record = json.loads(args.json.read_text()) if args.json.is_file() else {}
     if record and record.get("recipe") != args.recipe:
