@@ -13,9 +13,10 @@ from jointcodec.checkpoint import load_model
 from jointcodec.cli.main import main
 from jointcodec.data import load_split
 from jointcodec.entropy.fixedpoint import model_fingerprint
+from jointcodec.evaluation import evaluate_model
 from jointcodec.models import create_model, get_preset, receiver_count, with_receivers
 from jointcodec.models.classifiers import ReceiverEnsemble
-from jointcodec.training.ensemble import AddReceiverConfig, add_receiver, grown_state
+from jointcodec.training.ensemble import AddReceiverConfig, add_receiver, grown_state, member_top1
 
 
 def test_an_ensemble_answers_the_log_of_its_members_mean_probability() -> None:
@@ -67,6 +68,18 @@ def test_add_receiver_trains_only_the_new_member_and_keeps_the_bits(data_dir: Pa
     with torch.no_grad():
         votes = torch.stack([member(values).softmax(1) for member in grown.classifier.members]).mean(0)
     assert torch.equal(classify(grown, stream), votes.argmax(1))
+
+
+def test_each_members_top1_from_one_encoder_pass_is_its_solo_top1(data_dir: Path) -> None:
+    torch.manual_seed(0)
+    model = create_model(get_preset("cifar-v1-deep-x2"), levels=2, num_classes=10).eval()
+    data = load_split("cifar10", "test", data_dir).subset(slice(0, 300))
+    solo = []
+    for index in range(2):
+        model.classifier.solo = index
+        solo.append(evaluate_model(model, data)["top1"])
+    model.classifier.solo = None
+    assert member_top1(model, data, "cpu") == pytest.approx(solo)
 
 
 def test_add_receiver_refuses_a_missing_checkpoint(tmp_path: Path, capsys) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,12 +42,17 @@ def test_one_seed_is_timed_measured_from_real_files_and_skipped_on_rerun(cli_env
     record = json.loads(report.read_text())
     (seed,) = record["seeds"]
     assert record["recipe"] == "fast" and record["train_flags"] == TINY and seed["seed"] == 3
+    assert record["recipe_fields"] == timer.asdict(timer.named_recipe("fast"))
+    assert record["machine"]["cores"] == os.cpu_count() and isinstance(record["machine"]["bf16"], bool)
     assert seed["command"].startswith("jointcodec train --recipe fast --seed 3 --out ")
     assert seed["wall_s"] > 0 and 0 <= seed["top1_coded"] <= 100 and seed["bpp_payload"] > 0
     assert (out / "seed3" / "model.safetensors").is_file() and (out / "seed3" / "coded.json").is_file()
     assert record["worst"]["wall_s"] == seed["wall_s"] and record["meets_bars"] is False  # 1 epoch on 256 images
     again = run_timer(args, cli_env)
     assert again.returncode == 0 and "seed 3: already measured, skipped" in again.stdout
+    assert json.loads(report.read_text()) == record
+    other_flags = run_timer([*args, "--lr", "0.05"], cli_env)  # another run's seeds never join this summary
+    assert other_flags.returncode == 2 and "was measured with another train flags" in other_flags.stderr
     assert json.loads(report.read_text()) == record
 
 

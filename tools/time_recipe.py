@@ -8,20 +8,28 @@ Each seed is one `jointcodec train --recipe NAME --seed S` process; its wall clo
 Then `jointcodec evaluate --coded` measures the model through real `.jcc` files (not timed). The summary takes the
 worst seed: the lowest top-1, the highest rate, the longest time. Seeds already in --json are skipped, so a killed
 run continues where it stopped; the file is rewritten atomically after each seed. Flags after `--` go to `train`.
+
+A time means something only for one recipe on one kind of machine, so the file records the recipe's fields, the
+flags and the machine (CPU, cores, whether it computes in bf16), and a rerun that differs in any of them is refused:
+seeds measured apart are never summarised together.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import subprocess
 import sys
 import time
+from dataclasses import asdict
+from importlib.metadata import version
 from pathlib import Path
 
 from jointcodec.errors import ConfigError
 from jointcodec.training.hyperparameters import named_recipe
-from jointcodec.utils import atomic_write_json
+from jointcodec.utils import atomic_write_json, cpu_has_fast_bf16
 
 JOINTCODEC = [sys.executable, "-m", "jointcodec.cli.main"]
 
@@ -29,6 +37,32 @@ JOINTCODEC = [sys.executable, "-m", "jointcodec.cli.main"]
 def as_typed(command: list[str]) -> str:
     """A JOINTCODEC command as a user types it: ``jointcodec train ...``."""
     return " ".join(["jointcodec", *command[len(JOINTCODEC):]])
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine() -> dict:
+    """The kind of machine a time belongs to: the CPU, its cores, and whether `--precision auto` trains in bf16
+    there (it does where the CPU has native bf16 units; the same recipe in fp32 takes about 1.5x as long)."""
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "bf16": cpu_has_fast_bf16(), "torch": version("torch")}
+
+
+def settings_mismatch(record: dict, settings: dict) -> str | None:
+    """Which of recipe, its fields, the train flags and the machine ``record`` was measured with differs from
+    ``settings`` (None: all the same, or no record yet)."""
+    for key in settings:
+        if record and record.get(key) != settings[key]:
+            return key
+    return None
 
 
 def run_seed(recipe: str, seed: int, out: Path, train_flags: list[str], limit: int) -> dict:
@@ -78,8 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
 
     record = json.loads(args.json.read_text()) if args.json.is_file() else {}
-    if record and record.get("recipe") != args.recipe:
-        parser.error(f"{args.json} holds recipe {record.get('recipe')!r}, not {args.recipe!r}")
+    settings = {"recipe": args.recipe, "recipe_fields": asdict(named_recipe(args.recipe)), "train_flags": train_flags,
+                "machine": machine()}
+    differs = settings_mismatch(record, settings)
+    if differs:
+        parser.error(f"{args.json} was measured with another {differs.replace('_', ' ')} "
+                     f"({record.get(differs)!r}, now {settings[differs]!r}); give another --json")
     done = {s["seed"]: s for s in record.get("seeds", [])}
     for seed in args.seeds:
         if seed in done:
@@ -91,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: seed {seed}: `{as_typed(error.cmd)}` failed (exit {error.returncode})", file=sys.stderr)
             return 1
         seeds = [done[s] for s in sorted(done)]
-        record = {"recipe": args.recipe, "train_flags": train_flags, "seeds": seeds,
+        record = {**settings, "seeds": seeds,
                   **summary(seeds, args.max_minutes, args.min_top1, args.max_bpp)}
         atomic_write_json(args.json, record)
         s = done[seed]

@@ -15,10 +15,11 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from jointcodec.checkpoint import load_model, read_config, resolve_weights
-from jointcodec.data import ImageSet
+from jointcodec.data import ImageSet, normalize
 from jointcodec.entropy import model_fingerprint as fingerprint
 from jointcodec.errors import ConfigError
 from jointcodec.evaluation import evaluate_model
@@ -52,6 +53,20 @@ def grown_state(state: dict, old_members: int) -> dict:
         return dict(state)
     return {RECEIVER + "members.0." + key[len(RECEIVER):] if key.startswith(RECEIVER) else key: value
             for key, value in state.items()}
+
+
+@torch.no_grad()
+def member_top1(model: JointModel, data: ImageSet, device: str) -> list[float]:
+    """Each receiver's own top-1 on ``data``: the encoder runs once per batch and every member reads its latent."""
+    model.eval()
+    members = model.classifier.members
+    hits = [0] * len(members)
+    for start in range(0, len(data), EVAL_BATCH):
+        values = model.quantizer(model.encoder(normalize(data.images[start:start + EVAL_BATCH]).to(device))).values
+        labels = data.labels[start:start + EVAL_BATCH].to(device)
+        for index, member in enumerate(members):
+            hits[index] += (member(values).argmax(1) == labels).sum().item()
+    return [100.0 * count / len(data) for count in hits]
 
 
 class AddReceiverTask(JointTask):
@@ -114,11 +129,7 @@ class AddReceiverTask(JointTask):
         model.classifier.solo = None
         result = evaluate_model(model, data, EVAL_BATCH, progress=progress, device=device)
         if data.split == "test":
-            result["top1_members"] = []
-            for index in range(len(model.classifier.members)):
-                model.classifier.solo = index
-                result["top1_members"].append(evaluate_model(model, data, EVAL_BATCH, device=device)["top1"])
-            model.classifier.solo = None
+            result["top1_members"] = member_top1(model, data, device)
         return result
 
     def test_extras(self) -> dict:
