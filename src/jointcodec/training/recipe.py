@@ -18,6 +18,7 @@ receiver; ``decoder.JointDecoderTask`` a codec model with a reconstruction decod
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import asdict
@@ -73,6 +74,10 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
     device = resolve_device(run.device)
     precision = resolve_precision(run.precision, device)
     strategy = "ddp" if run.devices > 1 else "auto"
+    # Lightning's info lines ("Using bfloat16 AMP") go to stderr; our own banner names the precision, and an
+    # error stays the only line a failing run writes there.
+    for package in ("lightning.fabric", "lightning.pytorch"):  # whichever Lightning import came last logs it
+        logging.getLogger(f"{package}.utilities.rank_zero").setLevel(logging.WARNING)
     fabric = Fabric(accelerator=device, devices=run.devices, strategy=strategy, precision=precision)
     fabric.launch()
     fabric.seed_everything(recipe.seed, verbose=False)
