@@ -42,7 +42,8 @@ def test_the_shipped_models_old_record_reads_as_its_recipe() -> None:
     recipe = Recipe.from_record(record)
     assert recipe == Recipe()  # the recipe's defaults are the shipped model's
     assert asdict(recipe) == {k: v for k, v in record.items() if k in asdict(recipe)} | {
-        "val_seed": None, "teacher": None, "teacher_weight": Recipe().teacher_weight, "ema_decay": 0.0}
+        "val_seed": None, "teacher": None, "teacher_weight": Recipe().teacher_weight, "ema_decay": 0.0,
+        "val_every": 1}
 
 
 def test_a_new_record_is_the_recipe_itself() -> None:
@@ -112,3 +113,14 @@ def test_the_one_split_is_the_shipped_models(data_dir: Path) -> None:
     assert (len(fit), len(val)) == (45000, 5000)
     assert torch.equal(val.labels, expected_val.labels) and torch.equal(fit.images[:64], expected_fit.images[:64])
     assert torch.equal(val.images[-64:], expected_val.images[-64:])
+
+
+@pytest.mark.parametrize(("val_every", "validated"), [(1, [1, 2, 3, 4, 5]), (2, [2, 4, 5]), (0, [5])])
+def test_validation_epochs(val_every: int, validated: list[int]) -> None:
+    recipe = Recipe(epochs=5, val_every=val_every)
+    assert [epoch for epoch in range(1, 6) if recipe.validates_after(epoch)] == validated
+
+
+def test_a_negative_val_every_is_refused() -> None:
+    with pytest.raises(ConfigError, match="--val-every must be >= 0"):
+        Recipe(val_every=-1).validate()

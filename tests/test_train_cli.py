@@ -114,6 +114,15 @@ def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(data_dir: Path, 
 
 
 @pytest.mark.slow
+def test_val_every_validates_after_every_nth_epoch_and_the_last(data_dir: Path, tmp_path: Path) -> None:
+    result = train(tiny_config(data_dir, tmp_path, epochs=3, val_every=2))
+    assert [row["epoch"] for row in result["history"] if "val_top1" in row] == [2, 3]
+    header, *rows = (tmp_path / "metrics.csv").read_text().strip().splitlines()
+    val_column = header.split(",").index("val_top1")
+    assert [bool(row.split(",")[val_column]) for row in rows] == [False, True, True]
+
+
+@pytest.mark.slow
 def test_a_weight_average_is_what_is_validated_saved_and_tested(data_dir: Path, tmp_path: Path) -> None:
     result = train(tiny_config(data_dir, tmp_path, epochs=2, ema_decay=0.9, test_at_end=True))
     saved = load_file(str(tmp_path / WEIGHTS))

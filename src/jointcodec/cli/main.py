@@ -54,6 +54,9 @@ def add_train(sub) -> None:
     recipe_flag.add_argument("--ema-decay", type=float,
                              help="validate and save an exponential moving average of the weights with this "
                                   f"per-step decay (e.g. 0.998); {d.ema_decay} = the weights themselves")
+    recipe_flag.add_argument("--val-every", type=int,
+                             help="validate after every N-th epoch and after the last; 0 = after the last only; "
+                                  f"{d.val_every}")
     p.add_argument("--device", default=r.device, help="auto, cpu or cuda")
     p.add_argument("--precision", default=r.precision,
                    help="auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, 16-mixed")

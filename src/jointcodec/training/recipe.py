@@ -179,7 +179,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
                "train_top1": 100 * correct / seen,
                "train_bpp": totals["bpp"] / totals["steps"], "lr": scheduler.get_last_lr()[0],
                **task.epoch_metrics(extra_sums, totals["steps"])}
-        if val_set is not None and is_main:
+        if val_set is not None and is_main and recipe.validates_after(epoch + 1):
             val = task.evaluate(kept, val_set, False, str(fabric.device))
             row.update(val_top1=val["top1"], val_bpp=val["bpp_estimated"])
         row["elapsed_s"] = time.time() - started
