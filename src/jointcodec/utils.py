@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -28,6 +29,28 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
 
 def atomic_write_json(path: str | Path, data: object) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+
+
+@contextmanager
+def claimed(result: str | Path, lock_dir: str | Path) -> Iterator[bool]:
+    """Claim the result file ``result`` for this process while the block runs. Yields False when the file exists
+    or another process holds the claim (it is producing that result), else True. Processes started in parallel
+    over one list of results thus split it instead of computing (and timing) each result twice. The lock file
+    goes under ``lock_dir``, away from results that are committed."""
+    from filelock import FileLock, Timeout  # here: the torch-free edge client imports this module
+
+    result = Path(result)
+    Path(lock_dir).mkdir(parents=True, exist_ok=True)
+    lock = FileLock(Path(lock_dir) / f"{result.parent.name}-{result.stem}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield not result.is_file()  # checked under the claim: another process may have just finished it
+    finally:
+        lock.release()
 
 
 def cpu_has_fast_bf16() -> bool:

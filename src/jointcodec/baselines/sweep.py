@@ -43,7 +43,7 @@ from jointcodec.codecs import ImageCodec, get_codec
 from jointcodec.codecs.batch import Coded
 from jointcodec.data import load_split
 from jointcodec.errors import ConfigError
-from jointcodec.utils import atomic_write_json
+from jointcodec.utils import atomic_write_json, claimed
 
 CLEAN_BPP = 24.0  # uncompressed 8-bit RGB
 
@@ -109,6 +109,7 @@ class Sweep:
             raise ConfigError(f"--val-size {config.val_size} leaves no training images")
         order = torch.randperm(len(self.train_labels), generator=torch.Generator().manual_seed(config.split_seed))
         self.val_idx, self.fit_idx = order[:config.val_size], order[config.val_size:]
+        self.claims = config.runs / "claims"  # which process measures which point (parallel `sweep` processes)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _describe(self, images: str) -> dict:
@@ -243,26 +244,30 @@ class Sweep:
         model, _ = load_receiver(folder)
         records = []
         path = self.result_path("clean", "none", "robust")
-        if protocol == "robust" and not path.is_file():
-            cpu0, started = time.process_time(), time.time()
-            top = evaluate(model, self.test_images, self.test_labels, progress=c.progress)
-            records.append(self._write_point(path, {
-                "system": "clean", "setting": "none", "setting_name": "none", "protocol": "robust",
-                "payload_bpp": CLEAN_BPP, "file_bpp": CLEAN_BPP, "psnr_db": None, "top1": top["top1"],
-                "top5": top["top5"], "cpu_s": time.process_time() - cpu0, "wall_s": time.time() - started}))
+        with claimed(path, self.claims) as mine:
+            if protocol == "robust" and mine:
+                cpu0, started = time.process_time(), time.time()
+                top = evaluate(model, self.test_images, self.test_labels, progress=c.progress)
+                records.append(self._write_point(path, {
+                    "system": "clean", "setting": "none", "setting_name": "none", "protocol": "robust",
+                    "payload_bpp": CLEAN_BPP, "file_bpp": CLEAN_BPP, "psnr_db": None, "top1": top["top1"],
+                    "top5": top["top5"], "cpu_s": time.process_time() - cpu0, "wall_s": time.time() - started}))
         for codec in c.codec_list():
             for setting in self._settings(codec, only_targets, first, last):
                 path = self.result_path(codec.name, codec.format_setting(setting), protocol)
-                if path.is_file():
-                    continue
-                cpu0, started = time.process_time(), time.time()
-                coded = self._coded(codec, setting, "test")
-                top = evaluate(model, self._decoded(coded), self.test_labels, progress=c.progress)
-                coding = self._coding_cpu_s(coded) or 0.0
-                records.append(self._write_point(path, self._codec_point(
-                    codec, setting, protocol, top, coded, coding + time.process_time() - cpu0,
-                    time.time() - started, {"coding_cpu_s": coding})))
+                with claimed(path, self.claims) as mine:
+                    if mine:
+                        records.append(self._coded_point(model, codec, setting, protocol, path))
         return records
+
+    def _coded_point(self, model, codec: ImageCodec, setting, protocol: str, path: Path) -> dict:
+        cpu0, started = time.process_time(), time.time()
+        coded = self._coded(codec, setting, "test")
+        top = evaluate(model, self._decoded(coded), self.test_labels, progress=self.config.progress)
+        coding = self._coding_cpu_s(coded) or 0.0
+        return self._write_point(path, self._codec_point(
+            codec, setting, protocol, top, coded, coding + time.process_time() - cpu0, time.time() - started,
+            {"coding_cpu_s": coding}))
 
     def nearest_settings(self, codec: ImageCodec) -> list:
         """The ladder settings nearest each target payload bpp, by the rates measured on the first 2,000
@@ -278,11 +283,15 @@ class Sweep:
         return chosen
 
     def _specialised(self, codec: ImageCodec, setting, protocol: str) -> dict | None:
+        """A receiver trained for one codec setting (``fine-tuned`` or ``scratch``), measured on its test split;
+        None where the point exists or another process is producing it."""
+        path = self.result_path(codec.name, codec.format_setting(setting), protocol)
+        with claimed(path, self.claims) as mine:
+            return self._train_specialised(codec, setting, protocol, path) if mine else None
+
+    def _train_specialised(self, codec: ImageCodec, setting, protocol: str, path: Path) -> dict:
         c = self.config
         name = codec.format_setting(setting)
-        path = self.result_path(codec.name, name, protocol)
-        if path.is_file():
-            return None
         cpu0, started = time.process_time(), time.time()
         train_coded = self._coded(codec, setting, "train")
         train_images = self._decoded(train_coded)
