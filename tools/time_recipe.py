@@ -87,7 +87,9 @@ def summary(seeds: list[dict], max_minutes: float, min_top1: float, max_bpp: flo
     worst = {"top1_coded": min(s["top1_coded"] for s in seeds), "bpp_payload": max(s["bpp_payload"] for s in seeds),
              "wall_s": max(s["wall_s"] for s in seeds)}
     bars = {"max_minutes": max_minutes, "min_top1": min_top1, "max_bpp": max_bpp}
-    meets = (worst["top1_coded"] >= min_top1 and worst["bpp_payload"] <= max_bpp
+    # A top-1 over N images moves in steps of 100/N %; float32 arithmetic leaves 87.99999952 for 8,800 of 10,000,
+    # so it is compared at 4 decimals, far below any step.
+    meets = (round(worst["top1_coded"], 4) >= min_top1 and worst["bpp_payload"] <= max_bpp
              and worst["wall_s"] <= max_minutes * 60)
     return {"worst": worst, "bars": bars, "meets_bars": meets}
 
