@@ -43,7 +43,7 @@ def test_the_shipped_models_old_record_reads_as_its_recipe() -> None:
     assert recipe == Recipe()  # the recipe's defaults are the shipped model's
     assert asdict(recipe) == {k: v for k, v in record.items() if k in asdict(recipe)} | {
         "val_seed": None, "teacher": None, "teacher_weight": Recipe().teacher_weight, "ema_decay": 0.0,
-        "val_every": 1, "freeze_codec_epochs": 0}
+        "val_every": 1}
 
 
 def test_a_new_record_is_the_recipe_itself() -> None:
@@ -119,16 +119,6 @@ def test_the_one_split_is_the_shipped_models(data_dir: Path) -> None:
 def test_validation_epochs(val_every: int, validated: list[int]) -> None:
     recipe = Recipe(epochs=5, val_every=val_every)
     assert [epoch for epoch in range(1, 6) if recipe.validates_after(epoch)] == validated
-
-
-@pytest.mark.parametrize(("frozen", "epochs"), [(0, []), (2, [3, 4]), (4, [1, 2, 3, 4])])
-def test_the_last_epochs_freeze_the_codec(frozen: int, epochs: list[int]) -> None:
-    recipe = Recipe(epochs=5, freeze_codec_epochs=frozen)
-    assert [epoch for epoch in range(5) if recipe.codec_frozen(epoch)] == epochs
-
-
-def test_an_add_on_does_not_inherit_frozen_epochs() -> None:
-    assert Recipe(epochs=5, freeze_codec_epochs=2).for_addon(0).freeze_codec_epochs == 0
 
 
 def test_a_negative_val_every_is_refused() -> None:

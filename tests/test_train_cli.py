@@ -89,15 +89,13 @@ def test_resume_continues_from_the_last_epoch(data_dir: Path, tmp_path: Path, mo
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("ema_decay", "frozen"), [(0.0, 0), (0.9, 0), (0.9, 2)])
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
 def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(data_dir: Path, tmp_path: Path, monkeypatch,
-                                                                ema_decay: float, frozen: int) -> None:
+                                                                ema_decay: float) -> None:
     # Killed between writing epoch 2's model file and its trainer state: the harder of the two kill points (the
     # model file is an epoch ahead of the optimizer), so the resumed run starts after epoch 1. With a weight
-    # average, the model file holds the average, and the live weights and the average both must continue. With
-    # the last two epochs frozen, the resumed run starts at the first frozen epoch, and freezes the codec again.
-    settings = dict(epochs=3, train_subset=512, val_size=64, batch_size=64, ema_decay=ema_decay,
-                    freeze_codec_epochs=frozen)
+    # average, the model file holds the average, and the live weights and the average both must continue.
+    settings = dict(epochs=3, train_subset=512, val_size=64, batch_size=64, ema_decay=ema_decay)
     train(tiny_config(data_dir, tmp_path / "whole", **settings))
     saved_epochs = kill_at_checkpoint(monkeypatch, 2, before_state=True)
     with pytest.raises(Interrupted):
@@ -113,42 +111,6 @@ def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(data_dir: Path, 
     assert [name for name in whole if not torch.equal(whole[name], killed[name])] == []
     expected = torch.load(tmp_path / "whole" / TRAINER_STATE, weights_only=True)["history"]
     assert [drop_clock(row) for row in resumed["history"]] == [drop_clock(row) for row in expected]
-
-
-@pytest.mark.slow
-def test_frozen_epochs_train_the_receiver_and_the_pe_on_the_averaged_codec(data_dir: Path, tmp_path: Path,
-                                                                          monkeypatch) -> None:
-    states: dict[int, dict] = {}
-    original_save = recipe.save_trainer_state
-
-    def keep(out, state):
-        states[state["epoch"]] = {key: {name: value.clone() for name, value in state[part].items()}
-                                  for key, part in (("live", "model"), ("average", "average"))}
-        original_save(out, state)
-
-    monkeypatch.setattr(recipe, "save_trainer_state", keep)
-    result = train(tiny_config(data_dir, tmp_path, epochs=3, ema_decay=0.9, freeze_codec_epochs=2))
-    codec = [name for name in states[1]["live"] if name.startswith(("encoder.", "quantizer."))]
-    assert codec and any(name.endswith("running_mean") for name in codec)
-    # Epoch 2 froze the codec as the average held it after epoch 1; it stayed so, in the live weights and the average.
-    before = {name: states[1]["average"]["module." + name] for name in codec}
-    for epoch in (2, 3):
-        for weights, prefix in ((states[epoch]["live"], ""), (states[epoch]["average"], "module.")):
-            assert [name for name in codec if not torch.equal(weights[prefix + name], before[name])] == []
-    # ... while the receiver and the PE went on learning.
-    for part in ("classifier.", "context."):
-        assert any(not torch.equal(states[3]["live"][name], states[2]["live"][name])
-                   for name in states[3]["live"] if name.startswith(part) and name.endswith("weight"))
-    assert result["history"][-1]["train_loss"] < result["history"][0]["train_loss"]
-    saved = load_file(str(tmp_path / WEIGHTS))
-    assert all(torch.equal(saved[name], before[name]) for name in codec if name in saved)
-
-
-def test_frozen_epochs_need_one_process_and_fewer_than_the_run(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="--freeze-codec-epochs must be in"):
-        train(TrainConfig(epochs=3, freeze_codec_epochs=3, out=str(tmp_path)))
-    with pytest.raises(ConfigError, match="--freeze-codec-epochs needs --devices 1"):
-        train(TrainConfig(epochs=3, freeze_codec_epochs=1, devices=2, out=str(tmp_path)))
 
 
 @pytest.mark.slow

@@ -57,9 +57,6 @@ def add_train(sub) -> None:
     recipe_flag.add_argument("--val-every", type=int,
                              help="validate after every N-th epoch and after the last; 0 = after the last only; "
                                   f"{d.val_every}")
-    recipe_flag.add_argument("--freeze-codec-epochs", type=int,
-                             help="the last N epochs train the receiver (and the PE) alone on the frozen codec's "
-                                  f"latent, a third cheaper per step on a CPU; {d.freeze_codec_epochs}")
     p.add_argument("--device", default=r.device, help="auto, cpu or cuda")
     p.add_argument("--precision", default=r.precision,
                    help="auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, 16-mixed")

@@ -54,7 +54,7 @@ class JointModel(nn.Module):
         return self.quantizer.levels
 
     def forward(self, images: torch.Tensor, rate_grad_to_encoder: float = 1.0,
-                rate_images: int | None = None, train_codec: bool = True) -> JointOutput:
+                rate_images: int | None = None) -> JointOutput:
         """Classify and measure the estimated rate.
 
         ``rate_grad_to_encoder`` scales the rate's gradient into the encoder (it may be 0, or above 1)
@@ -62,16 +62,10 @@ class JointModel(nn.Module):
         uses it so that the PE keeps minimising bits whether or not the encoder's penalty is on.
         ``rate_images`` runs the context model on only the first images of the batch (training uses
         it: the PE is the costliest part per MAC on CPU, and the mean rate is estimated fine from a
-        subset); ``bits``/``bpp`` then cover those images only. ``train_codec=False`` takes the latent as
-        given (no gradient reaches the encoder or the centers): the classifier and the PE still learn.
+        subset); ``bits``/``bpp`` then cover those images only.
         """
-        if train_codec:
-            z = self.encoder(images)
-            q = self.quantizer(z)
-        else:  # no graph through the encoder: its backward, the costliest part of a CPU step after the receiver's
-            with torch.no_grad():
-                z = self.encoder(images)
-                q = self.quantizer(z, train_centers=False)
+        z = self.encoder(images)
+        q = self.quantizer(z)
         logits = self.classifier(q.values)
         z_rate = z[:rate_images] if rate_images else z
         if rate_grad_to_encoder != 1.0:

@@ -226,9 +226,7 @@ def _train_joint(config: DecoderTrainConfig) -> dict:
     recipe = Recipe.from_record(source_config["train"])
     if config.train_subset:  # with a validation split that the subset can afford
         recipe = recipe.for_addon(config.train_subset)
-    # The codec fine-tunes with the decoder throughout: none of the model's frozen epochs carry over.
     recipe = replace(recipe, epochs=config.epochs, init_from=str(config.checkpoint), lr=config.lr or recipe.lr,
-                     freeze_codec_epochs=0,
                      batch_size=config.batch_size or recipe.batch_size)
     run = config.run_settings(str(out))
     torch.manual_seed(config.seed)

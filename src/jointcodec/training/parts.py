@@ -112,17 +112,6 @@ def weight_average(model: nn.Module, decay: float) -> AveragedModel | None:
     return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
-def freeze_codec(model: JointModel, average: AveragedModel | None, first_epoch: bool) -> None:
-    """Stop the codec for a frozen epoch (``Recipe.freeze_codec_epochs``): the encoder runs in eval mode, its
-    batch-norm statistics fixed, so the receiver trains on the very latent it will be sent. At the first frozen
-    epoch the codec takes the moving average's weights, if the run keeps one: that is the codec that is saved,
-    and the average of a frozen weight stays exactly that weight (a lerp between equal values)."""
-    if first_epoch and average is not None:
-        for part in ("encoder", "quantizer"):
-            getattr(model, part).load_state_dict(getattr(average.module, part).state_dict())
-    model.encoder.eval()
-
-
 def trainer_state(recipe: Recipe, epoch: int, model: nn.Module, extra: nn.Module | None, optimizer, scheduler,
                   history: History, hinge: RateHinge, device: torch.device,
                   average: AveragedModel | None = None) -> dict:

@@ -46,7 +46,6 @@ from jointcodec.training.hyperparameters import (  # noqa: F401 - EVAL_BATCH and
 from jointcodec.training.parts import (
     RateHinge,
     augmentation_generator,
-    freeze_codec,
     parameter_groups,
     restore_trainer_state,
     sgd_with_triangle,
@@ -70,7 +69,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
     run = run or RunSettings()
     task = task or JointTask(run)
     recipe.validate(resuming=run.resume)
-    run.validate(recipe)
+    run.validate(recipe.batch_size)
     out = Path(run.out)
     device = resolve_device(run.device)
     precision = resolve_precision(run.precision, device)
@@ -126,9 +125,6 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
 
     for epoch in range(start_epoch, recipe.epochs):
         task.train_mode(model)
-        frozen = recipe.codec_frozen(epoch)
-        if frozen:
-            freeze_codec(raw_model, average, first_epoch=not recipe.codec_frozen(epoch - 1))
         if extra is not None:
             extra.train()
         totals = {"loss": 0.0, "correct": 0.0, "seen": 0, "bpp": 0.0, "steps": 0}
@@ -147,8 +143,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
             encoder_weight = hinge.encoder_weight(epoch + totals["steps"] / steps_per_epoch)
             # One rate term: the PE sees its bit cost with weight 1; the encoder sees it with weight
             # beta while the hinge is on and 0 while it is off (its gradient is scaled on the way in).
-            output = model(images, rate_grad_to_encoder=encoder_weight, rate_images=rate_images,
-                           **({"train_codec": False} if frozen else {}))  # only a JointModel can freeze
+            output = model(images, rate_grad_to_encoder=encoder_weight, rate_images=rate_images)
             classification = classification_loss(output.logits.float(), labels, LABEL_SMOOTHING, teacher, images,
                                                  recipe.teacher_weight)
             loss = classification + output.bpp.mean()
