@@ -57,6 +57,10 @@ def add_train(sub) -> None:
     recipe_flag.add_argument("--val-every", type=int,
                              help="validate after every N-th epoch and after the last; 0 = after the last only; "
                                   f"{d.val_every}")
+    recipe_flag.add_argument("--low-res-epochs", type=int,
+                             help="the first N epochs train on images downscaled to --low-res-size (cheaper steps); "
+                                  f"{d.low_res_epochs}")
+    recipe_flag.add_argument("--low-res-size", type=int, help=f"pixels a side in those epochs; {d.low_res_size}")
     p.add_argument("--device", default=r.device, help="auto, cpu or cuda")
     p.add_argument("--precision", default=r.precision,
                    help="auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, 16-mixed")

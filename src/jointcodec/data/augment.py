@@ -31,3 +31,8 @@ def flip_and_translate(images: torch.Tensor, translate: int, generator: torch.Ge
     batch = torch.arange(n).view(n, 1, 1, 1)
     channels = torch.arange(images.shape[1]).view(1, -1, 1, 1)
     return padded[batch, channels, rows, cols]
+
+
+def downscale(images: torch.Tensor, size: int) -> torch.Tensor:
+    """A float batch resized to ``size`` x ``size``, antialiased (a plain bilinear resize would alias fine texture)."""
+    return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

@@ -226,8 +226,9 @@ def _train_joint(config: DecoderTrainConfig) -> dict:
     recipe = Recipe.from_record(source_config["train"])
     if config.train_subset:  # with a validation split that the subset can afford
         recipe = recipe.for_addon(config.train_subset)
+    # Full-size images throughout: the model's low-resolution epochs do not carry over.
     recipe = replace(recipe, epochs=config.epochs, init_from=str(config.checkpoint), lr=config.lr or recipe.lr,
-                     batch_size=config.batch_size or recipe.batch_size)
+                     batch_size=config.batch_size or recipe.batch_size, low_res_epochs=0)
     run = config.run_settings(str(out))
     torch.manual_seed(config.seed)
     decoder, args = new_decoder(source, source_config)

@@ -29,7 +29,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from jointcodec.checkpoint import load_model, model_config, save_model, save_trainer_state
-from jointcodec.data import ImageSet, flip_and_translate, load_split, normalize, prefetched, train_val_split
+from jointcodec.data import ImageSet, downscale, flip_and_translate, load_split, normalize, prefetched, train_val_split
 from jointcodec.errors import ConfigError
 from jointcodec.evaluation import evaluate_model
 from jointcodec.models import JointOutput, Preset, create_model, get_preset
@@ -138,7 +138,10 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
                    unit="step")
         for indices, batch_images in bar:
             images = flip_and_translate(batch_images, TRANSLATE, generator)
-            images = normalize(images).to(fabric.device).contiguous(memory_format=torch.channels_last)
+            images = normalize(images)
+            if recipe.low_res(epoch):
+                images = downscale(images, recipe.low_res_size)
+            images = images.to(fabric.device).contiguous(memory_format=torch.channels_last)
             labels = train_set.labels[indices].to(fabric.device)
             encoder_weight = hinge.encoder_weight(epoch + totals["steps"] / steps_per_epoch)
             # One rate term: the PE sees its bit cost with weight 1; the encoder sees it with weight
