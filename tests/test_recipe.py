@@ -43,7 +43,7 @@ def test_the_shipped_models_old_record_reads_as_its_recipe() -> None:
     assert recipe == Recipe()  # the recipe's defaults are the shipped model's
     assert asdict(recipe) == {k: v for k, v in record.items() if k in asdict(recipe)} | {
         "val_seed": None, "teacher": None, "teacher_weight": Recipe().teacher_weight, "ema_decay": 0.0,
-        "val_every": 1}
+        "val_every": 1, "low_res_epochs": 0, "low_res_size": 24}
 
 
 def test_a_new_record_is_the_recipe_itself() -> None:
@@ -119,6 +119,28 @@ def test_the_one_split_is_the_shipped_models(data_dir: Path) -> None:
 def test_validation_epochs(val_every: int, validated: list[int]) -> None:
     recipe = Recipe(epochs=5, val_every=val_every)
     assert [epoch for epoch in range(1, 6) if recipe.validates_after(epoch)] == validated
+
+
+@pytest.mark.parametrize(("low_res", "epochs"), [(0, []), (2, [0, 1]), (4, [0, 1, 2, 3])])
+def test_the_first_epochs_train_at_low_resolution(low_res: int, epochs: list[int]) -> None:
+    recipe = Recipe(epochs=5, low_res_epochs=low_res)
+    assert [epoch for epoch in range(5) if recipe.low_res(epoch)] == epochs
+
+
+def test_an_add_on_does_not_inherit_low_resolution_epochs() -> None:
+    assert Recipe(epochs=5, low_res_epochs=2).for_addon(0).low_res_epochs == 0
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"low_res_epochs": 5}, "--low-res-epochs must be in \\[0, --epochs\\), got 5 of 5"),
+    ({"low_res_epochs": -1}, "--low-res-epochs must be in"),
+    ({"low_res_epochs": 2, "low_res_size": 32}, "--low-res-size must be in \\[8, 32\\)"),
+    ({"low_res_epochs": 2, "low_res_size": 4}, "--low-res-size must be in"),
+])
+def test_bad_low_resolution_settings_are_refused(changes: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Recipe(epochs=5, **changes).validate()
+    Recipe(epochs=5, low_res_size=4).validate()  # the size of no low-resolution epoch is never read
 
 
 def test_a_negative_val_every_is_refused() -> None:

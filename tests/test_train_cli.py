@@ -16,6 +16,7 @@ from jointcodec import ConfigError
 from jointcodec.checkpoint import TRAINER_STATE, WEIGHTS, load_model
 from jointcodec.data import load_split
 from jointcodec.evaluation import evaluate_model
+from jointcodec.models import JointModel
 from jointcodec.training import RunSettings, TrainConfig, recipe, train
 from jointcodec.training.hyperparameters import named_recipe
 
@@ -89,13 +90,15 @@ def test_resume_continues_from_the_last_epoch(data_dir: Path, tmp_path: Path, mo
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+@pytest.mark.parametrize(("ema_decay", "low_res"), [(0.0, 0), (0.9, 0), (0.9, 2)])
 def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(data_dir: Path, tmp_path: Path, monkeypatch,
-                                                                ema_decay: float) -> None:
+                                                                ema_decay: float, low_res: int) -> None:
     # Killed between writing epoch 2's model file and its trainer state: the harder of the two kill points (the
     # model file is an epoch ahead of the optimizer), so the resumed run starts after epoch 1. With a weight
-    # average, the model file holds the average, and the live weights and the average both must continue.
-    settings = dict(epochs=3, train_subset=512, val_size=64, batch_size=64, ema_decay=ema_decay)
+    # average, the model file holds the average, and the live weights and the average both must continue. With
+    # two low-resolution epochs, the resumed run starts inside them and leaves them where the whole run did.
+    settings = dict(epochs=3, train_subset=512, val_size=64, batch_size=64, ema_decay=ema_decay,
+                    low_res_epochs=low_res)
     train(tiny_config(data_dir, tmp_path / "whole", **settings))
     saved_epochs = kill_at_checkpoint(monkeypatch, 2, before_state=True)
     with pytest.raises(Interrupted):
@@ -111,6 +114,24 @@ def test_a_killed_run_resumes_to_the_uninterrupted_runs_weights(data_dir: Path, 
     assert [name for name in whole if not torch.equal(whole[name], killed[name])] == []
     expected = torch.load(tmp_path / "whole" / TRAINER_STATE, weights_only=True)["history"]
     assert [drop_clock(row) for row in resumed["history"]] == [drop_clock(row) for row in expected]
+
+
+@pytest.mark.slow
+def test_low_resolution_epochs_train_on_downscaled_images_and_validate_at_full_size(data_dir: Path, tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    sizes: list[tuple[bool, int]] = []  # (training, image side) of every forward pass
+    forward = JointModel.forward
+
+    def spy(self, images, *args, **kwargs):
+        sizes.append((self.training, images.shape[-1]))
+        return forward(self, images, *args, **kwargs)
+
+    monkeypatch.setattr(JointModel, "forward", spy)
+    train(tiny_config(data_dir, tmp_path, epochs=3, low_res_epochs=2, low_res_size=16, val_every=1))
+    steps = (512 - 128) // 128
+    trained = [side for training, side in sizes if training]
+    assert trained == [16] * (2 * steps) + [32] * steps
+    assert {side for training, side in sizes if not training} == {32}
 
 
 @pytest.mark.slow
@@ -201,6 +222,7 @@ BAD_INPUTS = {  # case: (arguments, what the one line must say)
     "unknown-flag": (["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
     "unknown-preset": (["train", "--preset", "no-such-preset"], "unknown preset 'no-such-preset'"),
     "levels-1": (["train", "--levels", "1"], "--levels must be >= 2"),
+    "fast-cut-short": (["train", "--recipe", "fast", "--epochs", "5"], "--low-res-epochs must be in [0, --epochs)"),
     "missing-data": (["train", "--epochs", "1", "--device", "cpu", "--no-progress"], "cifar10 not found under"),
     "missing-checkpoint": (["evaluate", "--checkpoint", "{tmp}/no-such-run"], "no checkpoint at"),
     "missing-init-from": (["train", "--init-from", "{tmp}/no-such-run"], "no checkpoint at"),
