@@ -132,6 +132,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
         batches = sharded_batches(len(train_set), recipe.batch_size, epoch, recipe.seed,
                                   fabric.global_rank, fabric.world_size)
         generator = augmentation_generator(recipe.seed, epoch, fabric.global_rank)
+        side = recipe.low_res_size if recipe.low_res(epoch) else None  # None: the images' own size
         # A streamed data set decodes the next batch in the background while this step runs.
         bar = tqdm(prefetched(train_set.images, batches), total=steps_per_epoch,
                    desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not (is_main and run.progress), leave=False,
@@ -139,8 +140,8 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
         for indices, batch_images in bar:
             images = flip_and_translate(batch_images, TRANSLATE, generator)
             images = normalize(images)
-            if recipe.low_res(epoch):
-                images = downscale(images, recipe.low_res_size)
+            if side is not None:
+                images = downscale(images, side)
             images = images.to(fabric.device).contiguous(memory_format=torch.channels_last)
             labels = train_set.labels[indices].to(fabric.device)
             encoder_weight = hinge.encoder_weight(epoch + totals["steps"] / steps_per_epoch)
