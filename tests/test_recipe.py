@@ -43,7 +43,7 @@ def test_the_shipped_models_old_record_reads_as_its_recipe() -> None:
     assert recipe == Recipe()  # the recipe's defaults are the shipped model's
     assert asdict(recipe) == {k: v for k, v in record.items() if k in asdict(recipe)} | {
         "val_seed": None, "teacher": None, "teacher_weight": Recipe().teacher_weight, "ema_decay": 0.0,
-        "val_every": 1, "low_res_epochs": 0, "low_res_size": 24}
+        "val_every": 1, "low_res_epochs": 0, "low_res_size": 24, "whiten_stem": False}
 
 
 def test_a_new_record_is_the_recipe_itself() -> None:
@@ -129,6 +129,15 @@ def test_the_first_epochs_train_at_low_resolution(low_res: int, epochs: list[int
 
 def test_an_add_on_does_not_inherit_low_resolution_epochs() -> None:
     assert Recipe(epochs=5, low_res_epochs=2).for_addon(0).low_res_epochs == 0
+
+
+def test_an_add_on_does_not_inherit_the_whitened_stem() -> None:
+    assert Recipe(whiten_stem=True).for_addon(0).whiten_stem is False
+
+
+def test_a_whitened_stem_with_a_warm_start_is_refused() -> None:
+    with pytest.raises(ConfigError, match="--whiten-stem sets a fresh encoder's first layer"):
+        Recipe(whiten_stem=True, init_from="default").validate()
 
 
 @pytest.mark.parametrize(("changes", "message"), [

@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from jointcodec import ConfigError
-from jointcodec.checkpoint import TRAINER_STATE, WEIGHTS, load_model
-from jointcodec.data import load_split
+from jointcodec.checkpoint import TRAINER_STATE, WEIGHTS, load_model, save_trainer_state
+from jointcodec.data import load_split, normalize
 from jointcodec.evaluation import evaluate_model
 from jointcodec.models import JointModel
 from jointcodec.training import RunSettings, TrainConfig, recipe, train
@@ -132,6 +132,28 @@ def test_low_resolution_epochs_train_on_downscaled_images_and_validate_at_full_s
     trained = [side for training, side in sizes if training]
     assert trained == [16] * (2 * steps) + [32] * steps
     assert {side for training, side in sizes if not training} == {32}
+
+
+@pytest.mark.slow
+def test_a_whitened_stem_starts_from_the_training_images_and_a_resume_keeps_its_weights(data_dir: Path, tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    calls: list[torch.Tensor] = []
+    whiten = recipe.whiten_first_conv
+
+    def spy(module, images):
+        calls.append(images)
+        return whiten(module, images)
+
+    monkeypatch.setattr(recipe, "whiten_first_conv", spy)
+    config = tiny_config(data_dir, tmp_path / "run", epochs=2, whiten_stem=True)
+    kill_at_checkpoint(monkeypatch, epoch=1)
+    with pytest.raises(Interrupted):
+        train(config)
+    train_set, _ = recipe.training_split(config.split()[0], str(data_dir), False, 32)
+    assert len(calls) == 1 and torch.equal(calls[0], normalize(train_set.images))  # 384 < WHITENING_IMAGES
+    monkeypatch.setattr(recipe, "save_trainer_state", save_trainer_state)
+    train(tiny_config(data_dir, tmp_path / "run", epochs=2, whiten_stem=True, resume=True))
+    assert len(calls) == 1  # the resumed run continues from its saved stem
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from jointcodec.errors import ConfigError
+from jointcodec.models.whitening import patch_eigenbasis
 
 STEM_CHANNELS = 24  # 2x2 patches of 3 channels = 12 eigenvectors, each kept with its negation (airbench)
 LOGIT_SCALE = 1 / 9  # a cooler softmax at init: large logits early make label smoothing fight the BN scale
@@ -79,12 +80,8 @@ class AirNet(nn.Module):
     @torch.no_grad()
     def init_whitening(self, images: torch.Tensor, eps: float = 5e-4) -> None:
         """Set the stem to the ZCA-like eigenbasis of 2x2 patches of ``images`` (standardised, N x 3 x H x W)."""
-        patches = images.unfold(2, 2, 1).unfold(3, 2, 1)  # N, 3, H-1, W-1, 2, 2
-        patches = patches.permute(0, 2, 3, 1, 4, 5).reshape(-1, 12).double()
-        patches = patches - patches.mean(0)
-        covariance = patches.T @ patches / len(patches)
-        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
-        filters = (eigenvectors.T / torch.sqrt(eigenvalues.view(-1, 1) + eps)).view(12, 3, 2, 2).float()
+        eigenvalues, directions = patch_eigenbasis(images, 2, 12, max_patches=None)
+        filters = (directions / torch.sqrt(eigenvalues.view(-1, 1, 1, 1) + eps)).float()
         self.whiten.weight.copy_(torch.cat([filters, -filters]))
 
 

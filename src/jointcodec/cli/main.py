@@ -61,6 +61,9 @@ def add_train(sub) -> None:
                              help="the first N epochs train on images downscaled to --low-res-size (cheaper steps); "
                                   f"{d.low_res_epochs}")
     recipe_flag.add_argument("--low-res-size", type=int, help=f"pixels a side in those epochs; {d.low_res_size}")
+    recipe_flag.add_argument("--whiten-stem", action=argparse.BooleanOptionalAction,
+                             help="start the encoder's first conv as the principal directions of the training "
+                                  f"images' patches (airbench's whitening), not at random; {d.whiten_stem}")
     p.add_argument("--device", default=r.device, help="auto, cpu or cuda")
     p.add_argument("--precision", default=r.precision,
                    help="auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, 16-mixed")

@@ -23,6 +23,7 @@ RATE_RAMP_EPOCHS = 2  # beta grows linearly over the first epochs: an untrained 
 RATE_EMA = 0.9  # smoothing of the batch rate that switches the hinge penalty on and off
 EVAL_BATCH = 500  # images per evaluation batch: memory only, the numbers do not depend on it
 CALIBRATION_IMAGES = 1024  # enough to place the latent's quantiles for a warm start at another L
+WHITENING_IMAGES = 1024  # images whose patches set a whitened stem (models/whitening.py caps the patches anyway)
 
 
 @dataclass
@@ -54,6 +55,8 @@ class Recipe:
     low_res_epochs: int = 0  # the first N epochs train on images downscaled to low_res_size (progressive resizing):
     #                          a 24-pixel step costs 0.6 of a 32-pixel one, and early epochs learn coarse features
     low_res_size: int = 24  # pixels a side in those epochs; the encoder's stride (4) makes a 6 x 6 latent of it
+    whiten_stem: bool = False  # start the encoder's first conv as +/- the principal directions of the training
+    #                            images' patches (airbench's whitening; models/whitening.py), not at random
 
     @classmethod
     def from_record(cls, record: dict | None) -> Recipe:
@@ -80,6 +83,8 @@ class Recipe:
                  (not self.low_res_epochs or 8 <= self.low_res_size < preset.image_size,
                   f"--low-res-size must be in [8, {preset.image_size}), the preset's image size; got "
                   f"{self.low_res_size}"),
+                 (not (self.whiten_stem and self.init_from),
+                  "--whiten-stem sets a fresh encoder's first layer; a warm start (--init-from) would replace it"),
                  (not self.teacher or Path(self.teacher).exists(),
                   f"--teacher {self.teacher}: no such receiver (run directory or weights file)")])
         if self.init_from and not resuming:  # a resumed run does not read its warm start again
@@ -101,9 +106,10 @@ class Recipe:
         validation images stay out (its split seed), on the first ``train_subset`` training images (0: all);
         on a subset, the validation split shrinks to what it can afford (a tenth of it at most)."""
         val_size = min(self.val_size, train_subset // 10) if train_subset else self.val_size
-        # An add-on runs its own schedule: the model's low-resolution epochs do not carry over.
+        # An add-on runs its own schedule and starts from its model: low-resolution epochs and the whitened stem
+        # do not carry over.
         return replace(self, train_subset=train_subset, val_size=val_size, val_seed=self.split_seed(),
-                       low_res_epochs=0)
+                       low_res_epochs=0, whiten_stem=False)
 
 
 # Named recipes (``jointcodec train --recipe NAME``; ``jointcodec recipes`` lists them): plain data, each the fields

@@ -33,12 +33,14 @@ from jointcodec.data import ImageSet, downscale, flip_and_translate, load_split,
 from jointcodec.errors import ConfigError
 from jointcodec.evaluation import evaluate_model
 from jointcodec.models import JointOutput, Preset, create_model, get_preset
+from jointcodec.models.whitening import whiten_first_conv
 from jointcodec.training.history import History
 from jointcodec.training.hyperparameters import (  # noqa: F401 - EVAL_BATCH and TrainConfig are imported from here
     EVAL_BATCH,
     LABEL_SMOOTHING,
     RATE_BATCH_FRACTION,
     TRANSLATE,
+    WHITENING_IMAGES,
     Recipe,
     RunSettings,
     TrainConfig,
@@ -93,6 +95,8 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
         model.train()
     else:
         model = task.build(recipe, preset, len(train_set.classes))
+        if recipe.whiten_stem:  # from training images only: the validation split is already out
+            whiten_first_conv(model.encoder, normalize(train_set.images[:WHITENING_IMAGES]))
         if recipe.init_from:
             warm_start_from(model, recipe.init_from, train_set, verbose=is_main)
     task.channels_last(model)
