@@ -67,6 +67,8 @@ def test_the_train_command_builds_recipe_and_run_with_the_same_defaults() -> Non
     assert recipe_from_flags(args) == Recipe() and pick(RunSettings, vars(args)) == RunSettings()
     args = parsed(["train", "--lr", "0.3", "--device", "cpu", "--init-from", "default"])
     assert recipe_from_flags(args) == Recipe(lr=0.3, init_from="default") and args.device == "cpu"
+    assert recipe_from_flags(parsed(["train", "--whiten-stem"])) == Recipe(whiten_stem=True)
+    assert recipe_from_flags(parsed(["train", "--whiten-stem", "--no-whiten-stem"])) == Recipe()
 
 
 def test_a_named_recipe_is_its_changes_and_given_flags_override_it() -> None:
