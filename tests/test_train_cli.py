@@ -157,6 +157,20 @@ def test_a_whitened_stem_starts_from_the_training_images_and_a_resume_keeps_its_
 
 
 @pytest.mark.slow
+def test_the_recipes_translation_reaches_the_augmentation(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    shifts: list[int] = []
+    augment = recipe.flip_and_translate
+
+    def spy(images, translate, generator):
+        shifts.append(translate)
+        return augment(images, translate, generator)
+
+    monkeypatch.setattr(recipe, "flip_and_translate", spy)
+    train(tiny_config(data_dir, tmp_path, epochs=1, translate=3))
+    assert shifts == [3] * ((512 - 128) // 128)
+
+
+@pytest.mark.slow
 def test_val_every_validates_after_every_nth_epoch_and_the_last(data_dir: Path, tmp_path: Path) -> None:
     result = train(tiny_config(data_dir, tmp_path, epochs=3, val_every=2))
     assert [row["epoch"] for row in result["history"] if "val_top1" in row] == [2, 3]

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 LABEL_SMOOTHING = 0.2  # airbench: regularises short runs at no cost
 MOMENTUM = 0.9  # Nesterov SGD: the fast, robust choice for ResNets on CIFAR
 WARMUP_FRACTION = 0.15  # linear warm-up, then linear decay to zero (a triangle, as in airbench)
-TRANSLATE = 2  # pixels of random translation; more hurts at this few epochs (airbench)
 RATE_BATCH_FRACTION = 0.25  # the PE runs on a quarter of each batch: the mean rate needs no more
 RATE_RAMP_EPOCHS = 2  # beta grows linearly over the first epochs: an untrained classifier cannot
 #                       resist the rate penalty, and the encoder would collapse to one symbol
@@ -55,6 +54,8 @@ class Recipe:
     low_res_epochs: int = 0  # the first N epochs train on images downscaled to low_res_size (progressive resizing):
     #                          a 24-pixel step costs 0.6 of a 32-pixel one, and early epochs learn coarse features
     low_res_size: int = 24  # pixels a side in those epochs; the encoder's stride (4) makes a 6 x 6 latent of it
+    translate: int = 2  # pixels of random translation (reflect padding) beside the random flip; more hurts at the
+    #                     default's few epochs (airbench); longer runs overfit and may want more
     whiten_stem: bool = False  # start the encoder's first conv as +/- the principal directions of the training
     #                            images' patches (airbench's whitening; models/whitening.py), not at random
 
@@ -83,6 +84,9 @@ class Recipe:
                  (not self.low_res_epochs or 8 <= self.low_res_size < preset.image_size,
                   f"--low-res-size must be in [8, {preset.image_size}), the preset's image size; got "
                   f"{self.low_res_size}"),
+                 (0 <= self.translate <= preset.image_size // 4,
+                  f"--translate must be in [0, {preset.image_size // 4}] pixels (a quarter of the image side), got "
+                  f"{self.translate}"),
                  (not (self.whiten_stem and self.init_from),
                   "--whiten-stem sets a fresh encoder's first layer; a warm start (--init-from) would replace it"),
                  (not self.teacher or Path(self.teacher).exists(),

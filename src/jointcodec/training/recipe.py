@@ -39,7 +39,6 @@ from jointcodec.training.hyperparameters import (  # noqa: F401 - EVAL_BATCH and
     EVAL_BATCH,
     LABEL_SMOOTHING,
     RATE_BATCH_FRACTION,
-    TRANSLATE,
     WHITENING_IMAGES,
     Recipe,
     RunSettings,
@@ -142,7 +141,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
                    desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not (is_main and run.progress), leave=False,
                    unit="step")
         for indices, batch_images in bar:
-            images = flip_and_translate(batch_images, TRANSLATE, generator)
+            images = flip_and_translate(batch_images, recipe.translate, generator)
             images = normalize(images)
             if side is not None:
                 images = downscale(images, side)
