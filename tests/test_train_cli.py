@@ -150,7 +150,7 @@ def test_a_whitened_stem_starts_from_the_training_images_and_a_resume_keeps_its_
     with pytest.raises(Interrupted):
         train(config)
     train_set, _ = recipe.training_split(config.split()[0], str(data_dir), False, 32)
-    assert len(calls) == 1 and torch.equal(calls[0], normalize(train_set.images))  # 384 < WHITENING_IMAGES
+    assert len(calls) == 1 and torch.equal(calls[0], normalize(train_set.images))  # 384 < CALIBRATION_IMAGES
     monkeypatch.setattr(recipe, "save_trainer_state", save_trainer_state)
     train(tiny_config(data_dir, tmp_path / "run", epochs=2, whiten_stem=True, resume=True))
     assert len(calls) == 1  # the resumed run continues from its saved stem

@@ -21,8 +21,8 @@ RATE_RAMP_EPOCHS = 2  # beta grows linearly over the first epochs: an untrained 
 #                       resist the rate penalty, and the encoder would collapse to one symbol
 RATE_EMA = 0.9  # smoothing of the batch rate that switches the hinge penalty on and off
 EVAL_BATCH = 500  # images per evaluation batch: memory only, the numbers do not depend on it
-CALIBRATION_IMAGES = 1024  # enough to place the latent's quantiles for a warm start at another L
-WHITENING_IMAGES = 1024  # images whose patches set a whitened stem (models/whitening.py caps the patches anyway)
+CALIBRATION_IMAGES = 1024  # training images a data-derived start reads: the latent's quantiles for a warm start at
+#                            another L, a whitened stem's patches (models/whitening.py caps those further)
 
 
 @dataclass

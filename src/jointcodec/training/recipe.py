@@ -36,10 +36,10 @@ from jointcodec.models import JointOutput, Preset, create_model, get_preset
 from jointcodec.models.whitening import whiten_first_conv
 from jointcodec.training.history import History
 from jointcodec.training.hyperparameters import (  # noqa: F401 - EVAL_BATCH and TrainConfig are imported from here
+    CALIBRATION_IMAGES,
     EVAL_BATCH,
     LABEL_SMOOTHING,
     RATE_BATCH_FRACTION,
-    WHITENING_IMAGES,
     Recipe,
     RunSettings,
     TrainConfig,
@@ -95,7 +95,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
     else:
         model = task.build(recipe, preset, len(train_set.classes))
         if recipe.whiten_stem:  # from training images only: the validation split is already out
-            whiten_first_conv(model.encoder, normalize(train_set.images[:WHITENING_IMAGES]))
+            whiten_first_conv(model.encoder, normalize(train_set.images[:CALIBRATION_IMAGES]))
         if recipe.init_from:
             warm_start_from(model, recipe.init_from, train_set, verbose=is_main)
     task.channels_last(model)
