@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from jointcodec.data import downscale, flip_and_translate
+from jointcodec.data import cutout, downscale, flip_and_translate
 
 
 def test_translation_shifts_each_image_by_a_whole_crop_of_its_padded_self() -> None:
@@ -21,6 +21,27 @@ def test_the_same_generator_seed_draws_the_same_batch() -> None:
     images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
     first, second = (flip_and_translate(images, 2, torch.Generator().manual_seed(7)) for _ in range(2))
     assert torch.equal(first, second)
+
+
+def test_cutout_zeroes_one_square_per_image_clipped_at_the_border() -> None:
+    images = torch.ones(256, 3, 32, 32)
+    cut = cutout(images, 8, torch.Generator().manual_seed(0))
+    zeroed = (cut == 0).all(dim=1)  # the same pixels in every channel
+    assert torch.equal((cut == 0).any(dim=1), zeroed)
+    counts = zeroed.flatten(1).sum(1)
+    assert counts.max() == 64 and counts.min() >= 16  # a whole 8 x 8 square, or one clipped to a corner (4 x 4)
+    assert (counts < 64).any()  # some squares reach past the border
+    for mask in zeroed[:16]:  # each zeroed region is one axis-aligned rectangle
+        rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+        assert mask.sum() == len(rows) * len(cols) and rows.diff().eq(1).all() and cols.diff().eq(1).all()
+    assert torch.equal(cut, cutout(images, 8, torch.Generator().manual_seed(0)))
+
+
+def test_no_cutout_returns_the_batch_and_draws_nothing() -> None:
+    images = torch.rand(4, 3, 32, 32)
+    generator = torch.Generator().manual_seed(3)
+    assert cutout(images, 0, generator) is images
+    assert torch.equal(torch.rand(5, generator=generator), torch.rand(5, generator=torch.Generator().manual_seed(3)))
 
 
 def test_downscale_keeps_a_flat_image_flat_and_the_mean_of_a_textured_one() -> None:

@@ -43,7 +43,7 @@ def test_the_shipped_models_old_record_reads_as_its_recipe() -> None:
     assert recipe == Recipe()  # the recipe's defaults are the shipped model's
     assert asdict(recipe) == {k: v for k, v in record.items() if k in asdict(recipe)} | {
         "val_seed": None, "teacher": None, "teacher_weight": Recipe().teacher_weight, "ema_decay": 0.0,
-        "val_every": 1, "low_res_epochs": 0, "low_res_size": 24, "translate": 2, "whiten_stem": False}
+        "val_every": 1, "low_res_epochs": 0, "low_res_size": 24, "translate": 2, "cutout": 0, "whiten_stem": False}
 
 
 def test_a_new_record_is_the_recipe_itself() -> None:
@@ -137,12 +137,21 @@ def test_an_add_on_does_not_inherit_the_whitened_stem() -> None:
     assert Recipe(whiten_stem=True).for_addon(0).whiten_stem is False
 
 
-@pytest.mark.parametrize("translate", [-1, 9])
-def test_a_translation_outside_a_quarter_of_the_image_is_refused(translate: int) -> None:
-    with pytest.raises(ConfigError, match=f"--translate must be in \\[0, 8\\] pixels .*got {translate}"):
-        Recipe(translate=translate).validate()
-    Recipe(translate=8).validate()
-    assert recipe_from_flags(parsed(["train", "--translate", "4"])) == Recipe(translate=4)
+def test_an_add_on_does_not_inherit_cutout() -> None:
+    assert Recipe(cutout=8).for_addon(0).cutout == 0
+
+
+# Augmentation sizes in pixels of a 32 x 32 image: (field, largest allowed, a value the flag sets).
+AUGMENTATION_BOUNDS = [("translate", 8, 4), ("cutout", 16, 8)]
+
+
+@pytest.mark.parametrize(("field", "largest", "flag_value"), AUGMENTATION_BOUNDS)
+def test_an_augmentation_size_out_of_its_range_is_refused(field: str, largest: int, flag_value: int) -> None:
+    for bad in (-1, largest + 1):
+        with pytest.raises(ConfigError, match=f"--{field} must be in \\[0, {largest}\\] pixels .*got {bad}"):
+            Recipe(**{field: bad}).validate()
+    Recipe(**{field: largest}).validate()
+    assert recipe_from_flags(parsed(["train", f"--{field}", str(flag_value)])) == Recipe(**{field: flag_value})
 
 
 def test_a_whitened_stem_with_a_warm_start_is_refused() -> None:

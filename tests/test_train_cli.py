@@ -157,17 +157,26 @@ def test_a_whitened_stem_starts_from_the_training_images_and_a_resume_keeps_its_
 
 
 @pytest.mark.slow
-def test_the_recipes_translation_reaches_the_augmentation(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+def test_the_recipes_translation_and_cutout_reach_the_augmentation(data_dir: Path, tmp_path: Path,
+                                                                  monkeypatch) -> None:
     shifts: list[int] = []
-    augment = recipe.flip_and_translate
+    squares: list[tuple[int, float]] = []
+    augment, cut = recipe.flip_and_translate, recipe.cutout
 
     def spy(images, translate, generator):
         shifts.append(translate)
         return augment(images, translate, generator)
 
+    def spy_cutout(images, size, generator):
+        squares.append((size, images.mean().item()))  # normalised images: the square is cut after normalize
+        return cut(images, size, generator)
+
     monkeypatch.setattr(recipe, "flip_and_translate", spy)
-    train(tiny_config(data_dir, tmp_path, epochs=1, translate=3))
-    assert shifts == [3] * ((512 - 128) // 128)
+    monkeypatch.setattr(recipe, "cutout", spy_cutout)
+    train(tiny_config(data_dir, tmp_path, epochs=1, translate=3, cutout=8))
+    steps = (512 - 128) // 128
+    assert shifts == [3] * steps
+    assert [size for size, _ in squares] == [8] * steps and all(abs(mean) < 1 for _, mean in squares)
 
 
 @pytest.mark.slow

@@ -63,6 +63,8 @@ def add_train(sub) -> None:
     recipe_flag.add_argument("--low-res-size", type=int, help=f"pixels a side in those epochs; {d.low_res_size}")
     recipe_flag.add_argument("--translate", type=int,
                              help=f"pixels of random translation in training (with a random flip); {d.translate}")
+    recipe_flag.add_argument("--cutout", type=int,
+                             help=f"side in pixels of a random square zeroed in each training image; {d.cutout}")
     recipe_flag.add_argument("--whiten-stem", action=argparse.BooleanOptionalAction,
                              help="start the encoder's first conv as the principal directions of the training "
                                   f"images' patches (airbench's whitening), not at random; {d.whiten_stem}")

@@ -33,6 +33,22 @@ def flip_and_translate(images: torch.Tensor, translate: int, generator: torch.Ge
     return padded[batch, channels, rows, cols]
 
 
+def cutout(images: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Each image with one ``size`` x ``size`` square set to zero (the data set's mean, once normalised), its
+    centre anywhere in the image so the square may be clipped at the border (DeVries and Taylor, 2017).
+    ``size`` 0 returns the batch as it is and draws no random numbers, so runs without it are unchanged."""
+    if size <= 0:
+        return images
+    n, _, h, w = images.shape
+    cy = torch.randint(0, h, (n, 1, 1), generator=generator)
+    cx = torch.randint(0, w, (n, 1, 1), generator=generator)
+    top, left = cy - size // 2, cx - size // 2
+    rows = torch.arange(h).view(1, h, 1)
+    cols = torch.arange(w).view(1, 1, w)
+    inside = (rows >= top) & (rows < top + size) & (cols >= left) & (cols < left + size)
+    return images.masked_fill(inside.unsqueeze(1), 0)
+
+
 def downscale(images: torch.Tensor, size: int) -> torch.Tensor:
     """A float batch resized to ``size`` x ``size``, antialiased (a plain bilinear resize would alias fine texture)."""
     return F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

@@ -56,6 +56,8 @@ class Recipe:
     low_res_size: int = 24  # pixels a side in those epochs; the encoder's stride (4) makes a 6 x 6 latent of it
     translate: int = 2  # pixels of random translation (reflect padding) beside the random flip; more hurts at the
     #                     default's few epochs (airbench); longer runs overfit and may want more
+    cutout: int = 0  # side in pixels of a random square zeroed in each training image (after the translation); 0:
+    #                  none. A regulariser for long runs, which overfit in their last epochs
     whiten_stem: bool = False  # start the encoder's first conv as +/- the principal directions of the training
     #                            images' patches (airbench's whitening; models/whitening.py), not at random
 
@@ -87,6 +89,8 @@ class Recipe:
                  (0 <= self.translate <= preset.image_size // 4,
                   f"--translate must be in [0, {preset.image_size // 4}] pixels (a quarter of the image side), got "
                   f"{self.translate}"),
+                 (0 <= self.cutout <= preset.image_size // 2,
+                  f"--cutout must be in [0, {preset.image_size // 2}] pixels (half the image side), got {self.cutout}"),
                  (not (self.whiten_stem and self.init_from),
                   "--whiten-stem sets a fresh encoder's first layer; a warm start (--init-from) would replace it"),
                  (not self.teacher or Path(self.teacher).exists(),
@@ -110,10 +114,10 @@ class Recipe:
         validation images stay out (its split seed), on the first ``train_subset`` training images (0: all);
         on a subset, the validation split shrinks to what it can afford (a tenth of it at most)."""
         val_size = min(self.val_size, train_subset // 10) if train_subset else self.val_size
-        # An add-on runs its own schedule and starts from its model: low-resolution epochs and the whitened stem
-        # do not carry over.
+        # An add-on runs its own schedule and starts from its model: low-resolution epochs, cutout (a decoder
+        # would learn to paint the zeroed squares) and the whitened stem do not carry over.
         return replace(self, train_subset=train_subset, val_size=val_size, val_seed=self.split_seed(),
-                       low_res_epochs=0, whiten_stem=False)
+                       low_res_epochs=0, cutout=0, whiten_stem=False)
 
 
 # Named recipes (``jointcodec train --recipe NAME``; ``jointcodec recipes`` lists them): plain data, each the fields

@@ -29,7 +29,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from jointcodec.checkpoint import load_model, model_config, save_model, save_trainer_state
-from jointcodec.data import ImageSet, downscale, flip_and_translate, load_split, normalize, prefetched, train_val_split
+from jointcodec.data import (
+    ImageSet,
+    cutout,
+    downscale,
+    flip_and_translate,
+    load_split,
+    normalize,
+    prefetched,
+    train_val_split,
+)
 from jointcodec.errors import ConfigError
 from jointcodec.evaluation import evaluate_model
 from jointcodec.models import JointOutput, Preset, create_model, get_preset
@@ -142,7 +151,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
                    unit="step")
         for indices, batch_images in bar:
             images = flip_and_translate(batch_images, recipe.translate, generator)
-            images = normalize(images)
+            images = cutout(normalize(images), recipe.cutout, generator)
             if side is not None:
                 images = downscale(images, side)
             images = images.to(fabric.device).contiguous(memory_format=torch.channels_last)
