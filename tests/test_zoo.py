@@ -67,7 +67,9 @@ def test_the_zoo_command_prints_the_table_and_json(capsys) -> None:
     assert table[0].split()[:2] == ["name", "(--checkpoint)"] and len(table) == len(CARDS) + 2
     default = zoo.card("default")
     row = next(line for line in table if line.startswith("default = "))
-    assert row.split()[3:11] == ["cifar10", "2", "0.7588", "88.78", "%", "59,768", "14.4", "M"]
+    figures = default.measured  # as printed: 4 decimals of bpp, 2 of top-1, the encoder's size
+    assert row.split()[3:11] == ["cifar10", "2", f"{figures['bpp_payload']:.4f}", f"{figures['top1_coded']:.2f}", "%",
+                                 f"{figures['encoder_params']:,}", f"{figures['encoder_macs'] / 1e6:.1f}", "M"]
     assert row.endswith(default.train_command)
     assert main(["zoo", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == [card.to_dict() for card in CARDS]
