@@ -37,10 +37,10 @@ def test_the_dataclasses_import_no_torch() -> None:
 
 def test_the_shipped_models_old_record_reads_as_its_recipe() -> None:
     """Older checkpoints kept the run settings (and a grab-bag) inside the recipe record."""
-    record = read_config(resolve_weights("default"))["train"]
+    record = read_config(resolve_weights("cifar10-v1deep-L2"))["train"]
     assert {"device", "out", "extra"} <= set(record)
     recipe = Recipe.from_record(record)
-    assert recipe == Recipe()  # the recipe's defaults are the shipped model's
+    assert recipe == Recipe()  # the recipe's defaults are this shipped model's
     assert asdict(recipe) == {k: v for k, v in record.items() if k in asdict(recipe)} | {
         "val_seed": None, "teacher": None, "teacher_weight": Recipe().teacher_weight, "ema_decay": 0.0,
         "val_every": 1, "low_res_epochs": 0, "low_res_size": 24, "translate": 2, "cutout": 0, "whiten_stem": False}
@@ -108,8 +108,8 @@ def test_an_addon_keeps_its_models_validation_split() -> None:
 
 
 def test_the_one_split_is_the_shipped_models(data_dir: Path) -> None:
-    """The split the shipped default was validated on: 45,000 fit and 5,000 validation images, seed 0."""
-    recipe = Recipe.from_record(read_config(resolve_weights("default"))["train"])
+    """The split a shipped model was validated on: 45,000 fit and 5,000 validation images, seed 0."""
+    recipe = Recipe.from_record(read_config(resolve_weights("cifar10-v1deep-L2"))["train"])
     fit, val = training_split(recipe, str(data_dir), False, 32)
     expected_fit, expected_val = train_val_split(load_split("cifar10", "train", str(data_dir), False, 32), 5000, 0)
     assert (len(fit), len(val)) == (45000, 5000)

@@ -29,7 +29,8 @@ CALIBRATION_IMAGES = 1024  # training images a data-derived start reads: the lat
 class Recipe:
     """The hyperparameters of a run: plain data, saved into every checkpoint so a run can be read and repeated."""
 
-    # The defaults are the recipe of the shipped default model (docs/results.md: 88.75 % test top-1).
+    # The defaults are the recipe of the shipped `cifar10-v1deep-L2` (docs/results.md: 88.78 % test top-1); the
+    # named recipes (RECIPES) change a few of them.
     preset: str = "cifar-v1-deep"  # sizes: cifar-v2's validation top-1 at half its encoder MACs (preset sweep)
     dataset: str = "cifar10"  # cifar10, cifar100 or imagefolder:PATH
     levels: int = 2  # quantizer centers L: one bit per latent element, the cheapest symbol to code and to send
@@ -123,8 +124,8 @@ class Recipe:
 # Named recipes (``jointcodec train --recipe NAME``; ``jointcodec recipes`` lists them): plain data, each the fields
 # it changes from ``Recipe()`` and what it is for. Flags given beside ``--recipe`` override its fields.
 RECIPES: dict[str, dict[str, Any]] = {
-    "default": {"about": "the shipped default's recipe (26 epochs, about 104 min on a 2-core x86 CPU with AVX2 only, "
-                         "fp32)",
+    "default": {"about": "the core recipe, which trained the zoo's cifar10-v1deep-L2 (26 epochs, about 104 min on a "
+                         "2-core x86 CPU with AVX2 only, fp32)",
                 "changes": {}},
     "fast": {"about": "the default's schedule in 22 epochs with a moving average of the weights, validated after "
                       "the last epoch only: 27.7 to 30.3 min end to end on a 2-core x86 CPU with AVX-512 BF16 "
