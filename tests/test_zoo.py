@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
@@ -14,10 +15,11 @@ import torch
 
 from jointcodec import zoo
 from jointcodec.checkpoint import load_model, read_config, resolve_weights
-from jointcodec.cli.main import main
+from jointcodec.cli.main import build_parser, main, recipe_from_flags
 from jointcodec.errors import CheckpointError
 from jointcodec.evaluation.complexity import count_macs, count_params
 from jointcodec.models import create_model
+from jointcodec.training.hyperparameters import Recipe
 
 REPO = Path(__file__).resolve().parents[1]
 CARDS = zoo.cards()
@@ -42,6 +44,15 @@ def test_a_cards_figures_are_its_results_files(card: zoo.ModelCard) -> None:
     for flag, value in (("--preset", card.preset), ("--dataset", card.dataset), ("--levels", card.levels)):
         assert f"{flag} {value} " in card.train_command
 
+
+
+@pytest.mark.parametrize("card", CARDS, ids=lambda card: card.name)
+def test_a_cards_command_is_the_recipe_its_weights_record(card: zoo.ModelCard) -> None:
+    # The last step of the card's command (the one that made the weights), parsed as `jointcodec train` parses it.
+    last_step = shlex.split(card.train_command.split("&&")[-1])[1:]
+    from_command = recipe_from_flags(build_parser(last_step).parse_args(last_step))
+    recorded = Recipe.from_record(read_config(resolve_weights(card.name))["train"])
+    assert from_command == recorded
 
 @pytest.mark.parametrize("card", CARDS, ids=lambda card: card.name)
 def test_every_shipped_model_loads_by_each_name_and_is_what_its_card_says(card: zoo.ModelCard) -> None:
