@@ -2,16 +2,16 @@
 # Every figure of docs/results.md, "`default` in detail", for the shipped default, in one run. Rerun it whenever
 # the default changes. Run it from the repository root, with the package installed editable (the decoder it trains
 # is copied beside the shipped weights), the extras `codecs`, `onnx` and `serve`, and JOINTCODEC_DATA set.
-# Only the timings want the CPU to itself; they are the [coded], [bench] and [load] steps.
+# Only the timings want the CPU to itself: the [coded], [bench] and [load] steps, which run first.
 #
-#   bash experiments/measure_default.sh [STEP ...]     # steps: coded bitexact decoder bench edge load (default: all)
+#   bash experiments/measure_default.sh [STEP ...]     # steps: coded bench load bitexact decoder edge (default: all)
 set -euo pipefail
 
 RESULTS=docs/results
 EDGE_EXPORT=${EDGE_EXPORT:-/tmp/jointcodec-edge}
 DECODER_RUN=${DECODER_RUN:-runs/decoder-default}
 STEPS=("$@")
-[ ${#STEPS[@]} -eq 0 ] && STEPS=(coded bitexact decoder bench edge load)
+[ ${#STEPS[@]} -eq 0 ] && STEPS=(coded bench load bitexact decoder edge)  # the timed steps first, on a quiet CPU
 
 step() { echo "== $1: $(date -u +%H:%M:%S)" >&2; }
 exported=0
@@ -56,7 +56,7 @@ for name in "${STEPS[@]}"; do
       python experiments/load_test.py --checkpoint default --clients 16 --duration 60 --fuzz 10000 \
         --compare-batching --json $RESULTS/deployment/load.json ;;
     *)
-      echo "error: unknown step '$name' (steps: coded bitexact decoder bench edge load)" >&2
+      echo "error: unknown step '$name' (steps: coded bench load bitexact decoder edge)" >&2
       exit 2 ;;
   esac
 done

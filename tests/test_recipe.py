@@ -105,6 +105,8 @@ def test_an_addon_keeps_its_models_validation_split() -> None:
     assert (small.val_size, small.split_seed(), small.train_subset) == (60, 3, 600)
     # The add-on's own seed (batch order, initialisation) does not move the held-out images.
     assert Recipe(**{**asdict(addon), "seed": 9}).split_seed() == 3
+    # A model trained on all of train (the default) held nothing out, so its add-ons validate on nothing either.
+    assert Recipe(val_size=0).for_addon(0).val_size == Recipe(val_size=0).for_addon(600).val_size == 0
 
 
 def test_the_one_split_is_the_shipped_models(data_dir: Path) -> None:

@@ -26,7 +26,7 @@ CARDS = zoo.cards()
 
 
 def test_the_zoo_lists_the_default_and_every_name_resolves() -> None:
-    assert CARDS and zoo.card("default").name == "cifar10-v1deep-L2"
+    assert CARDS and zoo.card("default").name == "cifar10-0.8"
     assert set(zoo.MODELS) == {name for card in CARDS for name in card.names}
     for name, folder in zoo.MODELS.items():
         assert resolve_weights(name) == zoo.WEIGHTS_DIR / folder / "model.safetensors"
