@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shlex
 import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
@@ -45,14 +44,14 @@ def test_a_cards_figures_are_its_results_files(card: zoo.ModelCard) -> None:
         assert f"{flag} {value} " in card.train_command
 
 
-
 @pytest.mark.parametrize("card", CARDS, ids=lambda card: card.name)
 def test_a_cards_command_is_the_recipe_its_weights_record(card: zoo.ModelCard) -> None:
     # The last step of the card's command (the one that made the weights), parsed as `jointcodec train` parses it.
-    last_step = shlex.split(card.train_command.split("&&")[-1])[1:]
+    last_step = zoo.last_train_step(card.train_command)[1:]
     from_command = recipe_from_flags(build_parser(last_step).parse_args(last_step))
     recorded = Recipe.from_record(read_config(resolve_weights(card.name))["train"])
     assert from_command == recorded
+
 
 @pytest.mark.parametrize("card", CARDS, ids=lambda card: card.name)
 def test_every_shipped_model_loads_by_each_name_and_is_what_its_card_says(card: zoo.ModelCard) -> None:

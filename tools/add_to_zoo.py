@@ -34,7 +34,7 @@ PATH_FLAGS = {"--out": ("run", "out"), "--init-from": ("train", "init_from"), "-
 
 def portable_paths(config: dict, train_command: str) -> None:
     """Record, for each path flag, the value the command's last step gives it (the step that made the weights)."""
-    last_step = train_command.split("&&")[-1].split()
+    last_step = zoo.last_train_step(train_command)
     for i, word in enumerate(last_step[:-1]):
         if word in PATH_FLAGS:
             section, key = PATH_FLAGS[word]

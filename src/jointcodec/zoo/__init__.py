@@ -14,6 +14,7 @@ fp32, so a model's ``.jcc`` files are the same bytes either way; its card's top-
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -90,6 +91,11 @@ def weights_path(name: str) -> Path:
     if not path.is_file():
         raise CheckpointError(f"shipped model {name!r} is missing from this install ({path})")
     return path
+
+
+def last_train_step(train_command: str) -> list[str]:
+    """The words of the step of a card's command that made the weights: the last of its ``&&``-joined steps."""
+    return shlex.split(train_command.split("&&")[-1])
 
 
 def half_receiver(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
