@@ -49,6 +49,7 @@ def main() -> int:
     parser.add_argument("--train-command", required=True, help="the exact command that trained it")
     parser.add_argument("--trained-on", required=True, help="the machine it trained on, e.g. '2-core x86 CPU'")
     parser.add_argument("--measured-on", default="2-core x86 CPU", help="the machine of the coded evaluation")
+    parser.add_argument("--aliases", nargs="*", default=[], help="other names --checkpoint accepts (e.g. default)")
     parser.add_argument("--fp32", action="store_true", help="keep the receiver in fp32 (twice the bytes)")
     args = parser.parse_args()
     if not (args.run / WEIGHTS).is_file():
@@ -67,7 +68,7 @@ def main() -> int:
     source = f"docs/results/{config['dataset']}/{args.name}-coded.json"
     measured_by = (f"jointcodec evaluate --checkpoint {args.name} --dataset {config['dataset']} --coded "
                    f"--no-progress --json {source}")
-    card = {"name": args.name, "aliases": [], "dataset": config["dataset"], "preset": preset,
+    card = {"name": args.name, "aliases": args.aliases, "dataset": config["dataset"], "preset": preset,
             "levels": config["levels"], "train_command": args.train_command, "trained_on": args.trained_on,
             "measured": {}, "source": source, "measured_by": measured_by, "measured_on": args.measured_on}
     # The card goes in first: the name must resolve for the evaluation (an unfinished card has no figures).
