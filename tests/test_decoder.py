@@ -112,6 +112,27 @@ def test_decoder_file_round_trip_and_fingerprint_check(tmp_path: Path) -> None:
         load_decoder(tmp_path / "missing.safetensors")
 
 
+def test_decoder_saved_half_is_half_the_bytes_and_loads_in_fp32(tmp_path: Path) -> None:
+    # The zoo ships decoders with fp16 weight matrices: half the bytes, vectors exact, back to fp32 on load.
+    args = default_decoder_args(16, 32, 8)
+    decoder = create_decoder("upsampling", args).eval()
+    record = decoder_record("upsampling", args, "00112233aabbccdd", "cifar-v1")
+    full, half = tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    save_decoder(full, decoder, record)
+    save_decoder(half, decoder, record, half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, _ = load_decoder(half, "00112233aabbccdd")
+    for (name, want), got in zip(decoder.state_dict().items(), loaded.state_dict().values(), strict=True):
+        assert got.dtype == want.dtype, name
+        if want.dim() >= 2:
+            assert torch.equal(got, want.half().float()), name
+        else:
+            assert torch.equal(got, want), name
+    values = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(loaded(values), decoder(values), atol=1e-2)
+
+
 @pytest.mark.slow
 def test_frozen_training_leaves_bitstream_and_labels_unchanged(data_dir: Path, run_copy: Path, cli_env) -> None:
     test = load_split("cifar10", "test", data_dir).subset(slice(0, 64))

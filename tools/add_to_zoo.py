@@ -8,6 +8,11 @@ are those of its own coded evaluation on the test split.
 It writes src/jointcodec/zoo/weights/NAME/, then runs `jointcodec evaluate --checkpoint NAME --coded` on the
 shipped file (so an fp16 receiver is what gets measured) into docs/results/DATASET/NAME-coded.json, and copies
 that file's figures into the card. Run it from the repository root with the package installed editable.
+
+    python tools/add_to_zoo.py default --decoder runs/decoder-default
+
+ships an image decoder (`jointcodec train-decoder`) beside the zoo model it was trained for, its weight matrices
+in fp16; a decoder trained for another model is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from jointcodec import zoo
-from jointcodec.checkpoint import WEIGHTS, read_config, save_weights
+from jointcodec.checkpoint import WEIGHTS, load_model, read_config, save_weights
+from jointcodec.errors import CheckpointError
+from jointcodec.reconstruction.files import default_decoder_path, load_decoder_for, save_decoder
 
 CARD_FIGURES = ("split", "n_images", "top1_coded", "bpp_payload", "bpp_estimated", "encoder_params", "encoder_macs")
 
@@ -42,16 +49,35 @@ def portable_paths(config: dict, train_command: str) -> None:
                 config[section][key] = last_step[i + 1]
 
 
+def add_decoder(name: str, decoder: Path) -> None:
+    """Ship ``decoder`` beside the zoo model ``name``, with its weight matrices in fp16."""
+    model, _ = load_model(name)
+    module, record = load_decoder_for(model, name, decoder)  # refuses a decoder trained for another model
+    target = default_decoder_path(name)
+    save_decoder(target, module, record, half=True)
+    print(f"wrote {target}: {target.stat().st_size:,} bytes (weight matrices in fp16)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("name", help="the zoo name (--checkpoint NAME)")
-    parser.add_argument("run", type=Path, help="the finished run directory")
-    parser.add_argument("--train-command", required=True, help="the exact command that trained it")
-    parser.add_argument("--trained-on", required=True, help="the machine it trained on, e.g. '2-core x86 CPU'")
+    parser.add_argument("run", type=Path, nargs="?", help="the finished run directory")
+    parser.add_argument("--decoder", type=Path, help="instead of a run: a decoder (a file, or its run folder) "
+                        "trained for the zoo model NAME, to ship beside it")
+    parser.add_argument("--train-command", help="the exact command that trained it")
+    parser.add_argument("--trained-on", help="the machine it trained on, e.g. '2-core x86 CPU'")
     parser.add_argument("--measured-on", default="2-core x86 CPU", help="the machine of the coded evaluation")
     parser.add_argument("--aliases", nargs="*", default=[], help="other names --checkpoint accepts (e.g. default)")
     parser.add_argument("--fp32", action="store_true", help="keep the receiver in fp32 (twice the bytes)")
     args = parser.parse_args()
+    if args.decoder is not None:
+        try:
+            add_decoder(args.name, args.decoder)
+        except CheckpointError as err:
+            sys.exit(f"error: {err}")
+        return 0
+    if args.run is None or not args.train_command or not args.trained_on:
+        sys.exit("error: a run needs RUN, --train-command and --trained-on (or pass --decoder)")
     if not (args.run / WEIGHTS).is_file():
         sys.exit(f"error: no {WEIGHTS} in {args.run}")
     if not args.train_command.startswith("jointcodec train "):

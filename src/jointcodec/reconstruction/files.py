@@ -25,6 +25,7 @@ from jointcodec.entropy.fixedpoint import model_fingerprint
 from jointcodec.errors import CheckpointError
 from jointcodec.reconstruction.decoders import create_decoder
 from jointcodec.utils import atomic_write
+from jointcodec.zoo import half_matrices
 
 DECODER_WEIGHTS = "decoder.safetensors"
 DECODER_FORMAT = "jointcodec-decoder"
@@ -42,9 +43,12 @@ def decoder_record(kind: str, args: dict, fingerprint: str, preset: str, **extra
             "fingerprint": fingerprint, "preset": preset, **extra}
 
 
-def save_decoder(path: str | Path, decoder: nn.Module, record: dict) -> None:
-    """Write the decoder's weights (fp32) with ``record`` in the metadata, atomically."""
+def save_decoder(path: str | Path, decoder: nn.Module, record: dict, half: bool = False) -> None:
+    """Write the decoder's weights (fp32; with ``half``, its weight matrices in fp16, cast back on load) with
+    ``record`` in the metadata, atomically."""
     state = {k: v.detach().float().cpu().contiguous() for k, v in decoder.state_dict().items()}
+    if half:
+        state = half_matrices(state)
     metadata = {DECODER_METADATA_KEY: json.dumps(record)}
     atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
 

@@ -9,6 +9,7 @@ folder with a card ships, one without does not.
 To keep the package small, a shipped model may store its receiver's (the classifier's) weight matrices in fp16
 (``half_receiver``): they are cast back to fp32 on load. The encoder, the quantizer and the context model stay
 fp32, so a model's ``.jcc`` files are the same bytes either way; its card's top-1 is measured on the fp16 file.
+A shipped image decoder may store its weight matrices in fp16 the same way (``half_matrices``).
 """
 
 from __future__ import annotations
@@ -98,9 +99,14 @@ def last_train_step(train_command: str) -> list[str]:
     return shlex.split(train_command.split("&&")[-1])
 
 
-def half_receiver(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``state`` with the receiver's weight matrices in fp16 (half the bytes of a model file). Vectors
-    (batch-norm scales, shifts and statistics, biases) stay fp32: they are tiny, and fp16 would round the
-    smallest variances. Everything that decides the bits (encoder, quantizer, context) is left exactly as is."""
-    return {key: value.half() if key.startswith(RECEIVER) and value.is_floating_point() and value.dim() >= 2
+def half_matrices(state: dict[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """``state`` with the weight matrices under ``prefix`` in fp16 (half their bytes). Vectors (batch-norm scales,
+    shifts and statistics, biases) stay fp32: they are tiny, and fp16 would round the smallest variances."""
+    return {key: value.half() if key.startswith(prefix) and value.is_floating_point() and value.dim() >= 2
             else value for key, value in state.items()}
+
+
+def half_receiver(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``state`` with the receiver's weight matrices in fp16. Everything that decides the bits (encoder,
+    quantizer, context) is left exactly as is, so the files a model writes do not change."""
+    return half_matrices(state, RECEIVER)
