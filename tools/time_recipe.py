@@ -1,7 +1,7 @@
 """Time a named recipe end to end over several seeds, then measure each trained model through real files.
 
     python tools/time_recipe.py fast --seeds 0 1 2 --out runs/fast-timing \\
-        --json docs/results/cifar10/fast-recipe.json [-- --device cuda]
+        --json runs/fast-recipe.json [-- --device cuda]
 
 Each seed is one `jointcodec train --recipe NAME --seed S` process; its wall clock runs from starting the process
 (importing, loading the data) to the saved model and its end-of-training test, which is what a user waits for.

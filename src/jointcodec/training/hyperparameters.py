@@ -127,12 +127,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     "default": {"about": "the core recipe, which trained the zoo's cifar10-v1deep-L2 (26 epochs, about 104 min on a "
                          "2-core x86 CPU with AVX2 only, fp32)",
                 "changes": {}},
-    "fast": {"about": "the default's schedule in 22 epochs with a moving average of the weights, validated after "
-                      "the last epoch only: 27.7 to 30.3 min end to end on a 2-core x86 CPU with AVX-512 BF16 "
-                      "(bf16 autocast), 88.00 % or more on CIFAR-10 through real files at 0.762 bpp or less "
-                      "(3 seeds); 18.7 to 20.1 min and 87.72 to 88.17 % on a 2-core x86 CPU with AMX "
-                      "(3 seeds; docs/results.md)",
-             "changes": {"epochs": 22, "ema_decay": 0.998, "val_every": 0}},
+    "fast": {"about": "the default's 26 epochs with a moving average of the weights, validated after the last "
+                      "epoch only: 20.1 to 20.7 min end to end on a 2-core x86 CPU with AMX (bf16 autocast), "
+                      "88.76 % or more on CIFAR-10 through real files at 0.763 bpp or less (3 seeds; "
+                      "docs/results.md)",
+             "changes": {"epochs": 26, "ema_decay": 0.998, "val_every": 0}},
     "long": {"about": "the fast recipe's settings over 64 epochs, validating every 4th: 89.79 % on CIFAR-10 through "
                       "real files at 0.761 bpp, 1.0 point above the core recipe; 89 min of training on a 2-core x86 "
                       "CPU with AVX-512 BF16 (bf16 autocast; one seed). With --translate 4 --cutout 8 --val-size 0 "
