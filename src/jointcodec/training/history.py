@@ -8,6 +8,10 @@ from pathlib import Path
 
 from jointcodec.utils import atomic_write
 
+# A fall of training top-1 this large from one epoch to the next is a collapse, not noise: the finite-loss
+# failure of a too-high learning rate (epoch-to-epoch noise on augmented images is about a point).
+COLLAPSE_DROP = 10.0
+
 
 class History:
     def __init__(self, csv_path: Path) -> None:
@@ -39,6 +43,17 @@ class History:
             if key != "epoch" and isinstance(value, int | float):
                 self._writer.add_scalar(key, value, row["epoch"])
         self._writer.flush()
+
+    def collapse_warning(self) -> str | None:
+        """A warning when the last epoch's training top-1 fell by COLLAPSE_DROP points or more from the one
+        before (the run goes on: some recover, most end far below a stable run); None otherwise."""
+        if len(self.rows) < 2:
+            return None
+        before, last = self.rows[-2]["train_top1"], self.rows[-1]["train_top1"]
+        if before - last < COLLAPSE_DROP:
+            return None
+        return (f"warning: training top-1 fell from {before:.2f} % to {last:.2f} % in epoch {self.rows[-1]['epoch']}: "
+                "the run has likely collapsed; a lower --lr usually avoids it")
 
     @staticmethod
     def format_line(row: dict) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -205,6 +206,8 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
             save_trainer_state(out, trainer_state(recipe, epoch + 1, raw_model, raw_extra, optimizer, scheduler,
                                                   history, hinge, fabric.device, average))
             print(task.epoch_line(row), flush=True)
+            if (warning := history.collapse_warning()) is not None:
+                print(warning, file=sys.stderr, flush=True)
         fabric.barrier()
         task.channels_last(raw_model)  # evaluation ran in eval mode; keep the fast layout for training
 
