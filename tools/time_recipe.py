@@ -52,8 +52,18 @@ def cpu_model() -> str:
 
 def machine() -> dict:
     """The kind of machine a time belongs to: the CPU, its cores, and whether `--precision auto` trains in bf16
-    there (it does where the CPU has native bf16 units; the same recipe in fp32 takes about 1.5x as long)."""
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "bf16": cpu_has_fast_bf16(), "torch": version("torch")}
+    there (it does where the CPU has native bf16 units; the same recipe in fp32 takes about 1.5x as long), and the
+    GPU where there is one."""
+    record = {"cpu": cpu_model(), "cores": os.cpu_count(), "bf16": cpu_has_fast_bf16(), "torch": version("torch")}
+    gpu = gpu_model()
+    return {**record, "gpu": gpu} if gpu else record  # CPU-only records keep their earlier form
+
+
+def gpu_model() -> str | None:
+    """The first CUDA device's name where torch sees one (a `--device auto` or `cuda` run trains there)."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 def settings_mismatch(record: dict, settings: dict) -> str | None:

@@ -129,8 +129,8 @@ RECIPES: dict[str, dict[str, Any]] = {
                 "changes": {}},
     "fast": {"about": "the default's 26 epochs with a moving average of the weights, validated after the last "
                       "epoch only: 20.1 to 20.7 min end to end on a 2-core x86 CPU with AMX (bf16 autocast), "
-                      "88.76 % or more on CIFAR-10 through real files at 0.763 bpp or less (3 seeds; "
-                      "docs/results.md)",
+                      "88.76 % or more on CIFAR-10 through real files at 0.763 bpp or less (3 seeds); 104 to 111 s "
+                      "on one NVIDIA H200, 88.45 % or more (2 seeds; docs/results.md)",
              "changes": {"epochs": 26, "ema_decay": 0.998, "val_every": 0}},
     "long": {"about": "the fast recipe's settings over 64 epochs, validating every 4th: 89.79 % on CIFAR-10 through "
                       "real files at 0.761 bpp, 1.0 point above the core recipe; 89 min of training on a 2-core x86 "
