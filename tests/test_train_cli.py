@@ -29,6 +29,9 @@ class Interrupted(Exception):
     """Stands in for a killed process."""
 
 
+TEST_IMAGES = 1000  # test images a run's end-of-training test reads where the test is about the code path
+
+
 def tiny_config(data_dir: Path, out: Path, **overrides) -> TrainConfig:
     settings = dict(preset="cifar-v1", levels=2, epochs=2, batch_size=128, train_subset=512, val_size=128,
                     device="cpu", precision="32-true", data_dir=str(data_dir), out=str(out),
@@ -189,8 +192,13 @@ def test_val_every_validates_after_every_nth_epoch_and_the_last(data_dir: Path, 
 
 
 @pytest.mark.slow
-def test_a_weight_average_is_what_is_validated_saved_and_tested(data_dir: Path, tmp_path: Path) -> None:
+def test_a_weight_average_is_what_is_validated_saved_and_tested(data_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    # The end-of-training test on the first 1,000 test images: the same code path at a tenth of the time.
+    full_test_set = recipe.JointTask.test_set
+    monkeypatch.setattr(recipe.JointTask, "test_set",
+                        lambda task, *args: full_test_set(task, *args).subset(slice(0, TEST_IMAGES)))
     result = train(tiny_config(data_dir, tmp_path, epochs=2, ema_decay=0.9, test_at_end=True))
+    assert result["test"]["n_images"] == TEST_IMAGES
     saved = load_file(str(tmp_path / WEIGHTS))
     state = torch.load(tmp_path / TRAINER_STATE, weights_only=True)
     live, average = state["model"], state["average"]
@@ -203,8 +211,8 @@ def test_a_weight_average_is_what_is_validated_saved_and_tested(data_dir: Path, 
     assert any("running_mean" in name for name in moved)  # batch-norm statistics are averaged too
     # The final test reads the saved (averaged) model, as `evaluate` of the run directory would.
     model, _ = load_model(tmp_path)
-    again = evaluate_model(model, load_split("cifar10", "test", str(data_dir), False, 32), 500, progress=False,
-                           device="cpu")
+    test_set = load_split("cifar10", "test", str(data_dir), False, 32).subset(slice(0, TEST_IMAGES))
+    again = evaluate_model(model, test_set, 500, progress=False, device="cpu")
     assert again["top1"] == result["test"]["top1"]
 
 
@@ -214,8 +222,8 @@ def drop_clock(row: dict) -> dict:
 
 @pytest.mark.slow
 def test_the_fast_recipe_runs_on_a_tiny_subset_and_its_loss_falls(data_dir: Path, tmp_path: Path) -> None:
-    # The named recipe as `train --recipe fast` builds it (its preset and schedule), on 512 images.
-    fast = named_recipe("fast", train_subset=512, val_size=64, batch_size=64)
+    # The named recipe as `train --recipe fast` builds it (its preset and schedule), on 144 images in batches of 16.
+    fast = named_recipe("fast", train_subset=160, val_size=16, batch_size=16)
     run = RunSettings(device="cpu", precision="32-true", data_dir=str(data_dir), out=str(tmp_path), test_at_end=False,
                       progress=False)
     history = train(fast, run)["history"]
