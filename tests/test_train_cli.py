@@ -302,3 +302,17 @@ def test_bad_input_is_one_error_line(case: str, cli_env: dict[str, str], tmp_pat
     assert len(lines) == 1 and lines[0].strip(), f"stderr was:\n{proc.stderr}"
     assert "error" in lines[0] and message in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_diverging_run_stops_with_one_error_line_and_saves_nothing(cli_env: dict[str, str], tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = run_cli(["train", "--preset", "cifar-v1", "--epochs", "2", "--train-subset", "600", "--val-size", "100",
+                    "--batch-size", "50", "--lr", "1e12", "--device", "cpu", "--out", str(run), "--no-progress"],
+                   cli_env, tmp_path, timeout=300)
+
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and "in epoch 1" in lines[0] and "lower --lr" in lines[0], \
+        proc.stderr
+    assert not (run / WEIGHTS).exists() and not (run / TRAINER_STATE).exists()

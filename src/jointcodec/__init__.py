@@ -13,7 +13,7 @@ Python API (imported lazily, so ``import jointcodec`` stays cheap)::
 
 from __future__ import annotations
 
-from jointcodec.errors import CheckpointError, ConfigError, DataError, JointCodecError
+from jointcodec.errors import CheckpointError, ConfigError, DataError, JointCodecError, TrainingDiverged
 
 __version__ = "0.1.0"
 
@@ -31,7 +31,8 @@ _LAZY = {
     "train": "jointcodec.training",
 }
 
-__all__ = ["__version__", "JointCodecError", "DataError", "CheckpointError", "ConfigError", *_LAZY]
+__all__ = ["__version__", "JointCodecError", "DataError", "CheckpointError", "ConfigError", "TrainingDiverged",
+           *_LAZY]
 
 
 def __getattr__(name: str):

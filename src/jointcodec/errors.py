@@ -15,3 +15,8 @@ class CheckpointError(JointCodecError):
 
 class ConfigError(JointCodecError):
     """An option or preset value is invalid."""
+
+
+class TrainingDiverged(JointCodecError, FloatingPointError):
+    """The training loss stopped being a finite number (too high a learning rate, as a rule); nothing of the
+    diverged epoch is saved, so the run's last checkpoint stays the last good one."""

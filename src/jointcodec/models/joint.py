@@ -24,7 +24,7 @@ class _ScaleGradient(torch.autograd.Function):
         return grad * ctx.scale, None
 
 
-def scale_gradient(x: torch.Tensor, scale: float) -> torch.Tensor:
+def scale_gradient(x: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
     return _ScaleGradient.apply(x, scale)
 
 
@@ -53,13 +53,14 @@ class JointModel(nn.Module):
     def levels(self) -> int:
         return self.quantizer.levels
 
-    def forward(self, images: torch.Tensor, rate_grad_to_encoder: float = 1.0,
+    def forward(self, images: torch.Tensor, rate_grad_to_encoder: float | torch.Tensor = 1.0,
                 rate_images: int | None = None) -> JointOutput:
         """Classify and measure the estimated rate.
 
-        ``rate_grad_to_encoder`` scales the rate's gradient into the encoder (it may be 0, or above 1)
-        while the context model always gets the plain gradient of the bit cost: the training loop
-        uses it so that the PE keeps minimising bits whether or not the encoder's penalty is on.
+        ``rate_grad_to_encoder`` scales the rate's gradient into the encoder (it may be 0, or above 1; a
+        scalar tensor on the device spares a GPU the wait for a Python number) while the context model
+        always gets the plain gradient of the bit cost: the training loop uses it so that the PE keeps
+        minimising bits whether or not the encoder's penalty is on.
         ``rate_images`` runs the context model on only the first images of the batch (training uses
         it: the PE is the costliest part per MAC on CPU, and the mean rate is estimated fine from a
         subset); ``bits``/``bpp`` then cover those images only.
@@ -68,8 +69,7 @@ class JointModel(nn.Module):
         q = self.quantizer(z)
         logits = self.classifier(q.values)
         z_rate = z[:rate_images] if rate_images else z
-        if rate_grad_to_encoder != 1.0:
-            z_rate = scale_gradient(z_rate, rate_grad_to_encoder)
+        z_rate = scale_gradient(z_rate, rate_grad_to_encoder)  # x 1.0 leaves a gradient exactly as it is
         q_rate = self.quantizer(z_rate, train_centers=False)
         bits = self.context.bits(self.context(q_rate.values), q_rate.one_hot)
         pixels = images.shape[-1] * images.shape[-2]

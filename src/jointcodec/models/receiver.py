@@ -25,7 +25,7 @@ class ImageClassifier(nn.Module):
         self.encoder = encoder
         self.classifier = classifier
 
-    def forward(self, images: torch.Tensor, rate_grad_to_encoder: float = 1.0,
+    def forward(self, images: torch.Tensor, rate_grad_to_encoder: float | torch.Tensor = 1.0,
                 rate_images: int | None = None) -> JointOutput:
         """Logits; ``bits`` and ``bpp`` are zero (the codec's rate is fixed before training) and there are
         no symbols. The rate arguments are accepted, and ignored, so the recipe drives it unchanged."""

@@ -29,19 +29,32 @@ from jointcodec.training.hyperparameters import (
 
 class RateHinge:
     """The encoder's share of ``beta * max(0, bpp - target)``. The hinge is switched by a running estimate of
-    the rate, so the share is known before the forward pass; beta ramps in over RATE_RAMP_EPOCHS."""
+    the rate, so the share is known before the forward pass; beta ramps in over RATE_RAMP_EPOCHS.
 
-    def __init__(self, beta: float, target_bpp: float) -> None:
-        self.beta, self.target_bpp, self.bpp_ema = beta, target_bpp, math.inf  # inf: no batch seen yet
+    The running rate stays on the training device, a float64 scalar: reading it back every step would make a
+    GPU wait for the host, and float64 is the arithmetic of Python floats, so a CPU run switches exactly as it
+    would with them."""
 
-    def encoder_weight(self, epochs_done: float) -> float:
-        """``epochs_done``: epochs completed so far, fractional within the current one."""
+    def __init__(self, beta: float, target_bpp: float, device: torch.device | str = "cpu") -> None:
+        self.beta, self.target_bpp = beta, target_bpp
+        self.bpp_ema = torch.tensor(math.inf, dtype=torch.float64, device=device)  # inf: no batch seen yet
+
+    def encoder_weight(self, epochs_done: float) -> torch.Tensor:
+        """``epochs_done``: epochs completed so far, fractional within the current one. A float32 scalar on the
+        device: beta while the running rate is over the target, else 0."""
         beta = self.beta * min(1.0, epochs_done / RATE_RAMP_EPOCHS)
-        return beta if self.bpp_ema > self.target_bpp else 0.0
+        return torch.where(self.bpp_ema > self.target_bpp, beta, 0.0).float()
 
-    def update(self, batch_bpp: float) -> None:
-        finite = math.isfinite(self.bpp_ema)
-        self.bpp_ema = RATE_EMA * self.bpp_ema + (1 - RATE_EMA) * batch_bpp if finite else batch_bpp
+    def update(self, batch_bpp: torch.Tensor) -> None:
+        batch_bpp = batch_bpp.detach().double()
+        smoothed = RATE_EMA * self.bpp_ema + (1 - RATE_EMA) * batch_bpp
+        self.bpp_ema = torch.where(self.bpp_ema.isfinite(), smoothed, batch_bpp)
+
+    def running_rate(self) -> float:
+        return self.bpp_ema.item()
+
+    def set_running_rate(self, value: float) -> None:
+        self.bpp_ema = torch.tensor(value, dtype=torch.float64, device=self.bpp_ema.device)
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -119,7 +132,7 @@ def trainer_state(recipe: Recipe, epoch: int, model: nn.Module, extra: nn.Module
     The weights travel in it too: the model file is written separately, and a kill between the two writes
     must not pair one epoch's weights with another's optimizer."""
     state = {"recipe": asdict(recipe), "epoch": epoch, "model": cpu_copy(model), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "history": history.rows, "rate_ema": hinge.bpp_ema,
+             "scheduler": scheduler.state_dict(), "history": history.rows, "rate_ema": hinge.running_rate(),
              "torch_rng": torch.get_rng_state()}
     if extra is not None:
         state["extra"] = cpu_copy(extra)
@@ -151,7 +164,7 @@ def restore_trainer_state(out: Path, recipe: Recipe, model: nn.Module, extra: nn
     scheduler.load_state_dict(state["scheduler"])
     history.rows = state["history"]
     # Older states lack the rate estimate: the last epoch's mean rate stands in for it.
-    hinge.bpp_ema = state.get("rate_ema", history.rows[-1]["train_bpp"] if history.rows else math.inf)
+    hinge.set_running_rate(state.get("rate_ema", history.rows[-1]["train_bpp"] if history.rows else math.inf))
     if "torch_rng" in state:
         torch.set_rng_state(state["torch_rng"])
     if "cuda_rng" in state and device.type == "cuda":

@@ -40,7 +40,7 @@ from jointcodec.data import (
     prefetched,
     train_val_split,
 )
-from jointcodec.errors import ConfigError
+from jointcodec.errors import ConfigError, TrainingDiverged
 from jointcodec.evaluation import evaluate_model
 from jointcodec.models import JointOutput, Preset, create_model, get_preset
 from jointcodec.models.whitening import whiten_first_conv
@@ -68,6 +68,8 @@ from jointcodec.training.parts import (
 )
 from jointcodec.training.teacher import classification_loss, load_teacher
 from jointcodec.utils import atomic_write_json, resolve_device, resolve_precision
+
+READBACK_STEPS = 25  # steps between reads of the running sums from the device (each read waits for a GPU)
 
 
 def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: JointTask | None = None) -> dict:
@@ -117,7 +119,7 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
     optimizer, scheduler, steps_per_epoch = sgd_with_triangle(groups, recipe.lr, recipe.epochs, len(train_set),
                                                               recipe.batch_size)
     history = History(out / "metrics.csv")
-    hinge = RateHinge(recipe.beta, recipe.target_bpp)
+    hinge = RateHinge(recipe.beta, recipe.target_bpp, fabric.device)
     start_epoch = (restore_trainer_state(out, recipe, model, extra, optimizer, scheduler, history, hinge,
                                          fabric.device, average) if run.resume else 0)
     model, optimizer = fabric.setup(model, optimizer)
@@ -140,7 +142,10 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
         task.train_mode(model)
         if extra is not None:
             extra.train()
-        totals = {"loss": 0.0, "correct": 0.0, "seen": 0, "bpp": 0.0, "steps": 0}
+        # The running sums (classification loss, correct labels, rate, whole loss) stay on the device, read
+        # back every READBACK_STEPS steps: a read makes the host wait for a GPU, which would idle between steps.
+        sums = torch.zeros(4, dtype=torch.float64, device=fabric.device)
+        steps = 0
         extra_sums: dict[str, float] = {}
         batches = sharded_batches(len(train_set), recipe.batch_size, epoch, recipe.seed,
                                   fabric.global_rank, fabric.world_size)
@@ -151,13 +156,14 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
                    desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not (is_main and run.progress), leave=False,
                    unit="step")
         for indices, batch_images in bar:
-            images = flip_and_translate(batch_images, recipe.translate, generator)
+            # Augmented where the model runs: uint8 images are a quarter of the floats' bytes to move.
+            images = flip_and_translate(batch_images.to(fabric.device), recipe.translate, generator)
             images = cutout(normalize(images), recipe.cutout, generator)
             if side is not None:
                 images = downscale(images, side)
-            images = images.to(fabric.device).contiguous(memory_format=torch.channels_last)
+            images = images.contiguous(memory_format=torch.channels_last)
             labels = train_set.labels[indices].to(fabric.device)
-            encoder_weight = hinge.encoder_weight(epoch + totals["steps"] / steps_per_epoch)
+            encoder_weight = hinge.encoder_weight(epoch + steps / steps_per_epoch)
             # One rate term: the PE sees its bit cost with weight 1; the encoder sees it with weight
             # beta while the hinge is on and 0 while it is off (its gradient is scaled on the way in).
             output = model(images, rate_grad_to_encoder=encoder_weight, rate_images=rate_images)
@@ -176,26 +182,27 @@ def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: Jo
             scheduler.step()
             if average is not None:
                 average.update_parameters(raw_model)
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {epoch + 1}; try a lower --lr")
-            totals["loss"] += classification.item()
-            totals["correct"] += (output.logits.argmax(1) == labels).sum().item()
-            totals["seen"] += len(labels)
             # Every process must switch the hinge alike: average the batch rate over processes.
-            batch_bpp = fabric.all_reduce(output.bpp.mean().detach(), reduce_op="mean").item()
-            totals["bpp"] += batch_bpp
-            totals["steps"] += 1
+            batch_bpp = fabric.all_reduce(output.bpp.mean().detach(), reduce_op="mean")
             hinge.update(batch_bpp)
-            bar.set_postfix(loss=f"{totals['loss'] / totals['steps']:.3f}",
-                            acc=f"{100 * totals['correct'] / totals['seen']:.1f}",
-                            bpp=f"{totals['bpp'] / totals['steps']:.3f}")
-        summed = fabric.all_reduce(torch.tensor([totals["loss"], totals["correct"], totals["seen"]],
+            correct = (output.logits.argmax(1) == labels).sum()
+            sums += torch.stack([classification.detach(), correct, batch_bpp, loss.detach()]).double()
+            steps += 1
+            if steps % READBACK_STEPS == 0 or steps == steps_per_epoch:
+                loss_sum, correct_sum, bpp_sum, whole_loss = sums.tolist()
+                if not math.isfinite(whole_loss):
+                    raise TrainingDiverged(f"the loss became {whole_loss} in epoch {epoch + 1} (by step {steps}); "
+                                           "try a lower --lr")
+                bar.set_postfix(loss=f"{loss_sum / steps:.3f}", bpp=f"{bpp_sum / steps:.3f}",
+                                acc=f"{100 * correct_sum / (steps * len(labels)):.1f}")
+        loss_sum, correct_sum, bpp_sum, _ = sums.tolist()
+        summed = fabric.all_reduce(torch.tensor([loss_sum, correct_sum, steps * len(labels)],
                                                 dtype=torch.float64), reduce_op="sum")
         loss_sum, correct, seen = summed.tolist()
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / (totals["steps"] * fabric.world_size),
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / (steps * fabric.world_size),
                "train_top1": 100 * correct / seen,
-               "train_bpp": totals["bpp"] / totals["steps"], "lr": scheduler.get_last_lr()[0],
-               **task.epoch_metrics(extra_sums, totals["steps"])}
+               "train_bpp": bpp_sum / steps, "lr": scheduler.get_last_lr()[0],
+               **task.epoch_metrics(extra_sums, steps)}
         if val_set is not None and is_main and recipe.validates_after(epoch + 1):
             val = task.evaluate(kept, val_set, False, str(fabric.device))
             row.update(val_top1=val["top1"], val_bpp=val["bpp_estimated"])
