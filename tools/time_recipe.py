@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from jointcodec.errors import ConfigError
 from jointcodec.training.hyperparameters import named_recipe
-from jointcodec.utils import atomic_write_json, cpu_has_fast_bf16
+from jointcodec.utils import atomic_write_json, cpu_has_fast_bf16, cpu_model
 
 JOINTCODEC = [sys.executable, "-m", "jointcodec.cli.main"]
 
@@ -37,17 +36,6 @@ JOINTCODEC = [sys.executable, "-m", "jointcodec.cli.main"]
 def as_typed(command: list[str]) -> str:
     """A JOINTCODEC command as a user types it: ``jointcodec train ...``."""
     return " ".join(["jointcodec", *command[len(JOINTCODEC):]])
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux), else what the platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine() -> dict:

@@ -53,6 +53,19 @@ def claimed(result: str | Path, lock_dir: str | Path) -> Iterator[bool]:
         lock.release()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform says: what a timing is measured on."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def cpu_has_fast_bf16() -> bool:
     """True where the CPU has native bf16 matrix units (AMX or AVX-512 BF16).
 
