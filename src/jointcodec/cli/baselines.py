@@ -6,7 +6,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from jointcodec.cli.options import add_data_options, add_progress_option
+from jointcodec.cli.options import add_data_options, add_device_options, add_limit_option, add_progress_option
 
 DEFAULT_RESULTS = "runs/baselines"
 
@@ -48,8 +48,7 @@ def add_baseline(sub) -> None:
     p.add_argument("--cache-dir", default=None, help="codec output cache (default: $JOINTCODEC_CACHE or "
                                                       "~/.cache/jointcodec/baselines)")
     p.add_argument("--workers", type=int, default=0, help="compression processes (default: all cores)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--precision", default="auto")
+    add_device_options(p)
     add_data_options(p)
     p.add_argument("--compress-only", action="store_true", help="only code (and cache) the splits; no training")
     add_progress_option(p)
@@ -124,7 +123,7 @@ def add_ladder(sub) -> None:
     p = sub.add_parser("ladder")
     p.add_argument("--dataset", default="cifar10")
     p.add_argument("--split", default="test", choices=["train", "test"])
-    p.add_argument("--limit", type=int, default=2000, help="the first N images (0 = all)")
+    add_limit_option(p, default=2000)
     p.add_argument("--codec", nargs="+", default=["all"], metavar="NAME")
     p.add_argument("--setting", nargs="+", metavar="S", help="settings (one codec); default: its ladder")
     p.add_argument("--workers", type=int, default=1)

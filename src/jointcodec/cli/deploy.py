@@ -8,6 +8,8 @@ import sys
 from jointcodec.cli.options import add_data_options
 from jointcodec.errors import ConfigError
 
+MAX_PORT = 65535  # the largest TCP port
+
 
 def add_export(sub) -> None:
     p = sub.add_parser("export")
@@ -104,6 +106,8 @@ def run_serve(args) -> int:
         from jointcodec.serve.app import create_app
     except ImportError as err:
         raise ConfigError(f"serve needs fastapi and uvicorn (pip install 'jointcodec[serve]'): {err}") from err
+    if not 0 <= args.port <= MAX_PORT:  # before the model loads: uvicorn would fail only when it binds
+        raise ConfigError(f"--port must be in [0, {MAX_PORT}], got {args.port}")
     settings = ServeSettings(**{f.name: getattr(args, f.name) for f in fields(ServeSettings)})
     app = create_app(args.checkpoint, settings)
     print(f"jointcodec serve: model {app.state.codec.fingerprint.hex()} on http://{args.host}:{args.port} "

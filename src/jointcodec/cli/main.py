@@ -10,7 +10,15 @@ import sys
 from collections.abc import Sequence
 
 from jointcodec import __version__
-from jointcodec.cli.options import add_addon_options, add_data_options, add_progress_option, add_run_options
+from jointcodec.cli.options import (
+    add_addon_options,
+    add_data_options,
+    add_device_options,
+    add_limit_option,
+    add_progress_option,
+    add_run_options,
+    positive_int,
+)
 from jointcodec.errors import JointCodecError
 
 
@@ -68,9 +76,7 @@ def add_train(sub) -> None:
     recipe_flag.add_argument("--whiten-stem", action=argparse.BooleanOptionalAction,
                              help="start the encoder's first conv as the principal directions of the training "
                                   f"images' patches (airbench's whitening), not at random; {d.whiten_stem}")
-    p.add_argument("--device", default=r.device, help="auto, cpu or cuda")
-    p.add_argument("--precision", default=r.precision,
-                   help="auto (bf16 where the hardware is fast at it, else fp32), 32-true, bf16-mixed, 16-mixed")
+    add_device_options(p, r.device, r.precision)
     p.add_argument("--devices", type=int, default=r.devices, help="data-parallel processes (DDP via Fabric)")
     add_data_options(p)
     p.add_argument("--out", default=r.out, help="run directory for checkpoints and logs")
@@ -156,8 +162,8 @@ def add_evaluate(sub) -> None:
                    help="run directory, .safetensors file, or shipped model name (default: %(default)s)")
     p.add_argument("--dataset", default=None, help="data set (default: the one the model was trained on)")
     p.add_argument("--split", default="test", choices=["train", "test"])
-    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N images")
-    p.add_argument("--batch-size", type=int, default=500)
+    add_limit_option(p, default=0)
+    p.add_argument("--batch-size", type=positive_int, default=500, help="images per batch (memory only)")
     add_data_options(p)
     p.add_argument("--json", default=None, help="write the results as JSON to this file")
     p.add_argument("--coded", action="store_true",

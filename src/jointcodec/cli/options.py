@@ -5,6 +5,38 @@ from __future__ import annotations
 import argparse
 
 
+def add_limit_option(parser: argparse.ArgumentParser, default: int, what: str = "images") -> None:
+    """``--limit N``: only the first N images of the split (0 = all); a negative N is refused."""
+    parser.add_argument("--limit", type=non_negative_int, default=default, help=f"only the first N {what} (0 = all)")
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0, else argparse's one-line error."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1, else argparse's one-line error."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true")  # Lightning's names
+
+
+def add_device_options(parser: argparse.ArgumentParser, device: str = "auto", precision: str = "auto") -> None:
+    """Where a training runs (``--device``) and in what arithmetic (``--precision``), as Lightning Fabric names it."""
+    parser.add_argument("--device", default=device, choices=DEVICES, help="auto (cuda if there is one), cpu or cuda")
+    parser.add_argument("--precision", default=precision, choices=PRECISIONS,
+                        help="auto (bf16 where the hardware is fast at it, else fp32) or a Lightning precision")
+
+
 def add_data_options(parser: argparse.ArgumentParser, download: bool = True) -> None:
     """Where the data set is (``--data-dir``) and, for commands that may fetch it, ``--download``."""
     parser.add_argument("--data-dir", default=None, help="data directory (default: $JOINTCODEC_DATA)")

@@ -77,6 +77,10 @@ class Recipe:
                  (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
                  (self.batch_size >= 2, f"--batch-size must be >= 2, got {self.batch_size}"),
                  (self.target_bpp > 0, f"--target-bpp must be > 0, got {self.target_bpp}"),
+                 (self.beta >= 0, f"--beta must be >= 0, got {self.beta}"),
+                 (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
+                 (self.val_size >= 0, f"--val-size must be >= 0, got {self.val_size}"),
+                 (self.train_subset >= 0, f"--train-subset must be >= 0 (0 = all), got {self.train_subset}"),
                  (self.lr > 0, f"--lr must be > 0, got {self.lr}"),
                  (0 <= self.teacher_weight <= 1, f"--teacher-weight must be in [0, 1], got {self.teacher_weight}"),
                  (0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1), got {self.ema_decay}"),
@@ -170,7 +174,7 @@ class RunSettings:
 
     def validate(self, batch_size: int) -> None:
         require([(self.devices >= 1, f"--devices must be >= 1, got {self.devices}"),
-                 (batch_size % self.devices == 0, "--batch-size must divide evenly over --devices")])
+                 (batch_size % max(self.devices, 1) == 0, "--batch-size must divide evenly over --devices")])
 
 
 @dataclass
