@@ -87,6 +87,21 @@ def test_encode_then_classify_matches_the_in_memory_model(checkpoint: Path, tmp_
     assert proc.returncode == 0 and len(proc.stdout.strip().splitlines()) == 8
 
 
+def test_a_folder_encodes_its_image_files_in_name_order(checkpoint: Path, tmp_path: Path, data_dir: Path,
+                                                      capsys) -> None:
+    test = load_split("cifar10", "test", data_dir)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, name in ((3, "b.png"), (7, "a.png")):
+        Image.fromarray(test.images[index].permute(1, 2, 0).numpy()).save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    from_folder, from_files = tmp_path / "folder.jcc", tmp_path / "files.jcc"
+    for inputs, target in (([folder], from_folder), ([folder / "a.png", folder / "b.png"], from_files)):
+        proc = run_in_process(["encode", "--checkpoint", checkpoint, *inputs, "-o", target], capsys)
+        assert proc.returncode == 0, proc.stderr
+    assert from_folder.read_bytes() == from_files.read_bytes()
+
+
 def test_split_deployment(checkpoint: Path, tmp_path: Path, data_dir: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("JOINTCODEC_DATA", str(data_dir))
     parts = tmp_path / "deploy"
@@ -139,6 +154,9 @@ def test_bad_inputs_are_one_clear_line(checkpoint: Path, tmp_path: Path, data_di
     future.write_bytes(data[:3] + b"\x09" + data[4:])
     text.write_text("hello")
     other = make_checkpoint(tmp_path / "other", seed=1)
+    empty_folder = tmp_path / "empty"
+    empty_folder.mkdir()
+    (empty_folder / "notes.txt").write_text("not an image")
     cases = [
         (["classify", "--checkpoint", checkpoint, damaged], ["corrupt", "CRC32"]),
         (["classify", "--checkpoint", checkpoint, short], ["truncated"]),
@@ -150,6 +168,7 @@ def test_bad_inputs_are_one_clear_line(checkpoint: Path, tmp_path: Path, data_di
         (["encode", "--checkpoint", checkpoint, "nothing-here.png", "-o", tmp_path / "o.jcc"], ["no such file"]),
         (["encode", "--checkpoint", checkpoint, text, "-o", tmp_path / "o.jcc"], ["cannot read image"]),
         (["encode", "--checkpoint", checkpoint, "cifar10:test[5:5]", "-o", tmp_path / "o.jcc"], ["no images"]),
+        (["encode", "--checkpoint", checkpoint, empty_folder, "-o", tmp_path / "o.jcc"], ["folder with no image"]),
         (["encode", "--checkpoint", checkpoint, "cifar10:test[:2]"], ["-o/--output"]),
         (["encode", "--checkpoint", tmp_path / "nope", "cifar10:test[:2]", "-o", tmp_path / "o.jcc"],
          ["no checkpoint"]),

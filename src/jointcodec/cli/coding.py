@@ -22,8 +22,9 @@ SPLIT_SPEC = re.compile(r"^(?P<name>.+):(?P<split>train|test)(?:\[(?P<start>\d*)
 def add_encode(sub) -> None:
     p = sub.add_parser("encode")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
-                   help="image files (PNG, JPEG, ...; resized and centre-cropped to the model's input size) "
-                        "or a data-set split such as cifar10:test or cifar10:test[:100]")
+                   help="image files (PNG, JPEG, ...; resized and centre-cropped to the model's input size), "
+                        "folders of them (their image files in name order), or a data-set split such as "
+                        "cifar10:test or cifar10:test[:100]")
     p.add_argument("-o", "--output", required=True, help="the .jcc file to write")
     p.add_argument("--checkpoint", default="default",
                    help="run directory, .safetensors file (full or edge part), or shipped model name")
@@ -54,6 +55,14 @@ def read_images(inputs: list[str], image_size: int, data_dir: str | None, downlo
         path = Path(spec)
         if path.is_file():
             batches.append(read_image_file(path, image_size).unsqueeze(0))
+            continue
+        if path.is_dir():  # its image files in name order: the order classify reports them in
+            from torchvision.datasets.folder import IMG_EXTENSIONS
+
+            files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMG_EXTENSIONS)
+            if not files:
+                raise DataError(f"{spec}: a folder with no image files ({' '.join(IMG_EXTENSIONS)})")
+            batches.extend(read_image_file(f, image_size).unsqueeze(0) for f in files)
             continue
         if SPLIT_SPEC.match(spec) is None:
             raise DataError(f"{spec}: no such file, and not a data-set split like cifar10:test or cifar10:test[:100]")
