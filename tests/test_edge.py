@@ -18,7 +18,7 @@ from jointcodec.api import Codec
 from jointcodec.data import load_split
 from jointcodec.entropy import FixedPointContext
 from jointcodec.entropy.integer import IntegerContext
-from jointcodec.errors import CheckpointError, ConfigError
+from jointcodec.errors import CheckpointError, ConfigError, DataError
 from jointcodec.models import CONTEXTS, create_context
 
 pytest.importorskip("onnxruntime")
@@ -98,6 +98,27 @@ def test_the_edge_command_line_without_torch(export_dir: Path, data_dir: Path, t
     proc = subprocess.run([sys.executable, "-c", EDGE_CLI, str(export_dir), str(tmp_path / "missing.npy"), "-o",
                            str(out)], capture_output=True, text=True, timeout=120, env=_env())
     assert proc.returncode == 1 and proc.stderr.strip().count("\n") == 0 and "no such file" in proc.stderr
+
+
+def test_the_edge_client_reads_a_folder_as_its_images_in_name_order(data_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from jointcodec.edge.client import read_inputs
+
+    with np.load(data_dir / "cifar10" / "test.npz") as data:
+        images = data["images"][:2]  # (N, 32, 32, 3) or (N, 3, 32, 32): the client takes both
+    hwc = images if images.shape[-1] == 3 else images.transpose(0, 2, 3, 1)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(hwc[0]).save(folder / "b.png")
+    Image.fromarray(hwc[1]).save(folder / "a.png")
+    (folder / "notes.txt").write_text("not an image")
+    read = read_inputs([str(folder)], 32)
+    assert np.array_equal(read, hwc[[1, 0]].transpose(0, 3, 1, 2))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no image files"):
+        read_inputs([str(empty)], 32)
 
 
 def test_export_refuses_the_server_part(tmp_path: Path, capsys) -> None:

@@ -131,11 +131,16 @@ class EdgeEncoder:
 
 def read_inputs(inputs: list[str], image_size: int) -> np.ndarray:
     """INPUTs -> uint8 (N, 3, S, S): ``.npy`` arrays ((N,) 3, S, S or (N,) S, S, 3), ``.npz`` files with an
-    ``images`` array (optionally sliced: ``test.npz[:100]``), or image files (needs Pillow; exactly S x S)."""
+    ``images`` array (optionally sliced: ``test.npz[:100]``), image files (needs Pillow; exactly S x S) or
+    folders of them."""
     batches = []
     for spec in inputs:
         match = NPZ_SLICE.match(spec)
         path = Path(match["path"] if match else spec)
+        if path.is_dir():  # its image files in name order, as `jointcodec encode` reads a folder
+            files = _image_files(path)
+            batches.extend(_nchw(_read_image_file(f), image_size, str(f)) for f in files)
+            continue
         if not path.is_file():
             raise DataError(f"{spec}: no such file")
         if path.suffix == ".npz":
@@ -152,6 +157,19 @@ def read_inputs(inputs: list[str], image_size: int) -> np.ndarray:
     if len(images) == 0:
         raise DataError("no images to encode (an empty slice?)")
     return images
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` that Pillow reads by their extension, in name order."""
+    try:
+        from PIL import Image
+    except ImportError as err:
+        raise DataError(f"{folder}: reading image files needs Pillow; give .npy or .npz arrays instead") from err
+    extensions = Image.registered_extensions()
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in extensions)
+    if not files:
+        raise DataError(f"{folder}: a folder with no image files")
+    return files
 
 
 def _read_image_file(path: Path) -> np.ndarray:
@@ -184,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jointcodec.edge",
                                      description="Compress images into a .jcc bitstream on an edge device.")
     parser.add_argument("export_dir", help="folder written by `jointcodec export --onnx`")
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help=".npy / .npz[A:B] arrays or image files")
+    parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                        help=".npy / .npz[A:B] arrays, image files, or folders of image files (in name order)")
     parser.add_argument("-o", "--output", required=True, help="the .jcc file to write")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for ONNX Runtime and the entropy coder (default: their own choice)")
