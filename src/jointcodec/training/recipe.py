@@ -75,14 +75,14 @@ READBACK_STEPS = 25  # steps between reads of the running sums from the device (
 def train(recipe: Recipe | TrainConfig, run: RunSettings | None = None, task: JointTask | None = None) -> dict:
     """Train what ``task`` names (default: a JointModel) by ``recipe``, where ``run`` says; returns the final
     record (validation history and test metrics). A flat ``TrainConfig`` stands for a recipe and its run."""
-    from lightning.fabric import Fabric
-
     if isinstance(recipe, TrainConfig):
         recipe, run = recipe.split()
     run = run or RunSettings()
     task = task or JointTask(run)
     recipe.validate(resuming=run.resume)
     run.validate(recipe.batch_size)
+    from lightning.fabric import Fabric  # after the checks: importing it takes about 10 s on a 2-core CPU
+
     out = Path(run.out)
     device = resolve_device(run.device)
     precision = resolve_precision(run.precision, device)
