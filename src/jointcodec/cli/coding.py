@@ -56,13 +56,10 @@ def read_images(inputs: list[str], image_size: int, data_dir: str | None, downlo
         if path.is_file():
             batches.append(read_image_file(path, image_size).unsqueeze(0))
             continue
-        if path.is_dir():  # its image files in name order: the order classify reports them in
-            from torchvision.datasets.folder import IMG_EXTENSIONS
+        if path.is_dir():  # its image files in name order (as the edge client reads it): classify's order
+            from jointcodec.edge.client import image_files
 
-            files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMG_EXTENSIONS)
-            if not files:
-                raise DataError(f"{spec}: a folder with no image files ({' '.join(IMG_EXTENSIONS)})")
-            batches.extend(read_image_file(f, image_size).unsqueeze(0) for f in files)
+            batches.extend(read_image_file(f, image_size).unsqueeze(0) for f in image_files(path))
             continue
         if SPLIT_SPEC.match(spec) is None:
             raise DataError(f"{spec}: no such file, and not a data-set split like cifar10:test or cifar10:test[:100]")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 
-def add_limit_option(parser: argparse.ArgumentParser, default: int, what: str = "images") -> None:
+def add_limit_option(parser: argparse.ArgumentParser, default: int) -> None:
     """``--limit N``: only the first N images of the split (0 = all); a negative N is refused."""
-    parser.add_argument("--limit", type=non_negative_int, default=default, help=f"only the first N {what} (0 = all)")
+    parser.add_argument("--limit", type=non_negative_int, default=default, help="only the first N images (0 = all)")
 
 
 def non_negative_int(text: str) -> int:

@@ -138,7 +138,7 @@ def read_inputs(inputs: list[str], image_size: int) -> np.ndarray:
         match = NPZ_SLICE.match(spec)
         path = Path(match["path"] if match else spec)
         if path.is_dir():  # its image files in name order, as `jointcodec encode` reads a folder
-            files = _image_files(path)
+            files = image_files(path)
             batches.extend(_nchw(_read_image_file(f), image_size, str(f)) for f in files)
             continue
         if not path.is_file():
@@ -159,8 +159,9 @@ def read_inputs(inputs: list[str], image_size: int) -> np.ndarray:
     return images
 
 
-def _image_files(folder: Path) -> list[Path]:
-    """The files of ``folder`` that Pillow reads by their extension, in name order."""
+def image_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` that Pillow reads by their extension, in name order (``jointcodec encode`` reads a
+    folder the same way)."""
     try:
         from PIL import Image
     except ImportError as err:
