@@ -20,4 +20,7 @@ if [ -z "${JOINTCODEC_DATA:-}" ] || [ ! -f "$JOINTCODEC_DATA/cifar10/test.npz" ]
 fi
 
 ruff check src tests
-python -m pytest "$@"
+# One pytest worker per core (pytest-xdist; at most 4): every test runs one torch thread, so the workers do not
+# contend, and the suite takes about half as long on the 2-core CI machine. PYTEST_WORKERS=0 runs it serially.
+workers="${PYTEST_WORKERS:-$(python -c 'import os; print(min(len(os.sched_getaffinity(0)), 4))')}"
+python -m pytest -n "$workers" --dist worksteal "$@"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-# The test machine has 2 cores and other work on them: one thread per test process.
+# scripts/test.sh runs one pytest worker per core: one torch thread per test process keeps them from contending.
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
