@@ -102,6 +102,27 @@ def test_a_folder_encodes_its_image_files_in_name_order(checkpoint: Path, tmp_pa
     assert from_folder.read_bytes() == from_files.read_bytes()
 
 
+def test_progress_bars_show_on_request_and_stay_out_of_pipes(checkpoint: Path, tmp_path: Path, data_dir: Path,
+                                                             monkeypatch, capsys) -> None:
+    from jointcodec.utils import image_bar
+
+    for show, expected in ((True, True), (None, False), (False, False)):  # None: only on a terminal (capsys is not)
+        with image_bar(5, "decode", show) as bar:
+            bar.update(5)
+        assert ("decode" in capsys.readouterr().err) is expected, show
+    monkeypatch.setenv("JOINTCODEC_DATA", str(data_dir))
+    files = []
+    for flags in ([], ["--no-progress"]):
+        target = tmp_path / f"{len(flags)}.jcc"
+        encoded = run_in_process(["encode", "--checkpoint", checkpoint, "cifar10:test[:3]", "-o", target, *flags],
+                                 capsys)
+        assert encoded.returncode == 0 and not encoded.stderr, encoded.stderr
+        classified = run_in_process(["classify", "--checkpoint", checkpoint, target, *flags], capsys)
+        assert classified.returncode == 0 and not classified.stderr, classified.stderr
+        files.append((target.read_bytes(), classified.stdout.replace(str(target), "F")))
+    assert files[0] == files[1]
+
+
 def test_split_deployment(checkpoint: Path, tmp_path: Path, data_dir: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("JOINTCODEC_DATA", str(data_dir))
     parts = tmp_path / "deploy"
@@ -164,6 +185,8 @@ def test_bad_inputs_are_one_clear_line(checkpoint: Path, tmp_path: Path, data_di
         (["classify", "--checkpoint", other, good], ["written by model"]),
         (["classify", "--checkpoint", checkpoint, text], ["not a jointcodec bitstream"]),
         (["classify", "--checkpoint", checkpoint, tmp_path / "missing.jcc"], ["cannot read"]),
+        # every file is read and checked before any is decoded: a bad last file fails at once
+        (["classify", "--checkpoint", checkpoint, good, good, damaged], ["corrupt", "CRC32"]),
         (["classify", "--checkpoint", checkpoint, good, "--top-k", "0"], ["--top-k"]),
         (["encode", "--checkpoint", checkpoint, "nothing-here.png", "-o", tmp_path / "o.jcc"], ["no such file"]),
         (["encode", "--checkpoint", checkpoint, text, "-o", tmp_path / "o.jcc"], ["cannot read image"]),

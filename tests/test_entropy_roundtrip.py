@@ -79,6 +79,21 @@ def test_coding_threads_never_change_the_bytes(kind: str) -> None:
         assert torch.equal(decode_latents(fixed, one, (6, 4, 4), batch_size=64, threads=threads), symbols)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_progress_counts_every_image_once_and_never_changes_the_bytes(threads: int) -> None:
+    fixed = fixed_model("3d", 2)
+    symbols = random_symbols(2, (150, 4, 4, 4), 0.5, seed=5)
+    encoded_counts: list[int] = []
+    payloads = encode_latents(fixed, symbols, batch_size=64, threads=threads, progress=encoded_counts.append)
+    assert payloads == encode_latents(fixed, symbols, batch_size=64, threads=threads)
+    decoded_counts: list[int] = []
+    decoded = decode_latents(fixed, payloads, (4, 4, 4), batch_size=64, threads=threads,
+                             progress=decoded_counts.append)
+    assert torch.equal(decoded, symbols)
+    for counts in (encoded_counts, decoded_counts):  # one call per chunk, with the chunk's image count
+        assert sum(counts) == 150 and len(counts) > 1 and all(0 < c <= 64 for c in counts), counts
+
+
 def test_a_payload_error_on_a_coding_thread_reaches_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
     """constriction rejects some impossible streams (rare for random bytes): stand in for one such payload."""
     from jointcodec.entropy import payloads as payloads_module

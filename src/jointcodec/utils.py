@@ -1,4 +1,4 @@
-"""Small helpers: atomic file writes, device and precision choice."""
+"""Small helpers: atomic file writes, progress bars, device and precision choice."""
 
 from __future__ import annotations
 
@@ -29,6 +29,14 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
 
 def atomic_write_json(path: str | Path, data: object) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
+
+
+def image_bar(total: int, desc: str, show: bool | None = None):
+    """A tqdm bar counting images, on stderr. ``show``: True always, False never, None only on a terminal (so
+    a pipe or a log file gets the command's result lines alone)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", disable=None if show is None else not show, leave=False)
 
 
 @contextmanager

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from jointcodec.cli.options import add_data_options
+from jointcodec.cli.options import add_data_options, add_progress_option
 from jointcodec.errors import DataError
 
 if TYPE_CHECKING:  # torch is imported where the images are read: the parser is built without it
     import torch
+    from tqdm import tqdm
 
+    from jointcodec.api import Codec
+    from jointcodec.bitstream import Container
     from jointcodec.data import ImageSet
 
 SPLIT_SPEC = re.compile(r"^(?P<name>.+):(?P<split>train|test)(?:\[(?P<start>\d*):(?P<stop>\d*)\])?$")
@@ -29,6 +34,7 @@ def add_encode(sub) -> None:
     p.add_argument("--checkpoint", default="default",
                    help="run directory, .safetensors file (full or edge part), or shipped model name")
     add_data_options(p)
+    add_progress_option(p, auto=True)
     p.set_defaults(run=run_encode)
 
 
@@ -43,6 +49,7 @@ def add_classify(sub) -> None:
                         "top-1 against its labels")
     add_data_options(p)
     p.add_argument("--json", default=None, help="write the predictions as JSON to this file")
+    add_progress_option(p, auto=True)
     p.set_defaults(run=run_classify)
 
 
@@ -104,12 +111,13 @@ def read_image_file(path: Path, image_size: int) -> torch.Tensor:
 
 def run_encode(args) -> int:
     from jointcodec.api import Codec
-    from jointcodec.utils import atomic_write
+    from jointcodec.utils import atomic_write, image_bar
 
     codec = Codec.load(args.checkpoint)
     size = codec.config["preset"]["image_size"]
     images = read_images(args.inputs, size, args.data_dir, args.download)
-    encoded = codec.encode_symbols(codec.symbols(images))
+    with image_bar(len(images), "encode", args.progress) as bar:
+        encoded = codec.encode_symbols(codec.symbols(images), progress=bar.update)
     data = encoded.to_bytes()
     atomic_write(args.output, lambda tmp: Path(tmp).write_bytes(data))
     payload = sum(map(len, encoded.container.payloads))
@@ -130,9 +138,10 @@ def run_classify(args) -> int:
     codec = Codec.load(args.checkpoint)
     classes = codec.classes or []
     predictions = []
-    for name in args.files:
-        predictions.extend({"file": name, **entry}
-                           for entry in prediction_entries(codec.predict(read_bitstream(name)), classes, args.top_k))
+    with decoding_bar(codec, args.files, args.progress) as (containers, bar):
+        for name, container in containers:
+            predictions.extend({"file": name, **entry} for entry in
+                               prediction_entries(codec.predict(container, progress=bar.update), classes, args.top_k))
     report = {"model": codec.fingerprint.hex(), "predictions": predictions}
     if args.labels:
         labels = read_split(args.labels, codec.config["preset"]["image_size"], args.data_dir, args.download).labels
@@ -147,6 +156,18 @@ def run_classify(args) -> int:
         print(f"top-1 {report['top1']:.2f}% ({report['correct']} of {len(predictions)}) against the labels of "
               f"{args.labels}")
     return 0
+
+
+@contextmanager
+def decoding_bar(codec: Codec, names: list[str],
+                 show: bool | None) -> Iterator[tuple[list[tuple[str, Container]], tqdm]]:
+    """Every file read and checked against the model before any is decoded (a bad file fails fast), and one
+    progress bar over all their images: yields ((name, container) pairs, the bar)."""
+    from jointcodec.utils import image_bar
+
+    containers = [(name, codec.read(read_bitstream(name))) for name in names]
+    with image_bar(sum(len(c.payloads) for _, c in containers), "decode", show) as bar:
+        yield containers, bar
 
 
 def read_bitstream(name: str) -> bytes:

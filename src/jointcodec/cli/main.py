@@ -197,7 +197,7 @@ def run_evaluate(args) -> int:
     if args.coded:
         from jointcodec.evaluation.coded import evaluate_coded, format_coded
 
-        result.update(evaluate_coded(model, data, args.batch_size, result["bpp_estimated"]))
+        result.update(evaluate_coded(model, data, args.batch_size, result["bpp_estimated"], args.progress))
         print(format_coded(result))
     if args.reconstruct:
         from jointcodec.reconstruction import evaluate_reconstruction, format_reconstruction, load_decoder_for

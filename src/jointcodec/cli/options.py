@@ -44,8 +44,11 @@ def add_data_options(parser: argparse.ArgumentParser, download: bool = True) -> 
         parser.add_argument("--download", action="store_true", help="download CIFAR if it is not found")
 
 
-def add_progress_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+def add_progress_option(parser: argparse.ArgumentParser, auto: bool = False) -> None:
+    """``--no-progress``. ``auto``: the bars are shown only on a terminal unless the flag is given (progress is
+    None, see ``utils.image_bar``); otherwise always (progress is True)."""
+    parser.add_argument("--no-progress", dest="progress", action="store_false", default=None if auto else True,
+                        help="no progress bars" + (" (shown only on a terminal anyway)" if auto else ""))
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:

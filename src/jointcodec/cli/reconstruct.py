@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jointcodec.cli.options import add_addon_options
-from jointcodec.errors import ConfigError, DataError
+from jointcodec.cli.options import add_addon_options, add_progress_option
+from jointcodec.errors import ConfigError
 
 
 def add_reconstruct(sub) -> None:
@@ -18,6 +18,7 @@ def add_reconstruct(sub) -> None:
                    help="run directory, .safetensors file (full or server part), or shipped model name")
     p.add_argument("--decoder", default=None,
                    help="decoder.safetensors (or its folder); default: the one beside the checkpoint")
+    add_progress_option(p, auto=True)
     p.set_defaults(run=run_reconstruct)
 
 
@@ -54,29 +55,26 @@ def run_train_decoder(args) -> int:
 
 
 def run_reconstruct(args) -> int:
+    import torch
     from PIL import Image
 
+    from jointcodec.cli.coding import decoding_bar
     from jointcodec.reconstruction import load_decoder_for, reconstruct, to_uint8
     from jointcodec.serve.codec import Codec
     from jointcodec.utils import atomic_write
 
     codec = Codec.load(args.checkpoint)
     decoder, _ = load_decoder_for(codec, args.checkpoint, args.decoder)
-    images = []
-    for name in args.files:
-        try:
-            data = Path(name).read_bytes()
-        except OSError as err:
-            raise DataError(f"cannot read {name}: {err.strerror or err}") from err
-        latent = codec.decompress(data)
-        images.append(to_uint8(reconstruct(decoder, latent.values)))
-    import torch
-
-    images = torch.cat(images)
     out = Path(args.output)
     single = out.suffix.lower() == ".png"
-    if single and len(images) != 1:
-        raise ConfigError(f"{len(images)} images decoded but -o {out} names one PNG; give a folder instead")
+    images = []
+    with decoding_bar(codec, args.files, args.progress) as (containers, bar):
+        if single and bar.total != 1:
+            raise ConfigError(f"the files hold {bar.total} images but -o {out} names one PNG; give a folder instead")
+        for _, container in containers:
+            latent = codec.decompress(container, progress=bar.update)
+            images.append(to_uint8(reconstruct(decoder, latent.values)))
+    images = torch.cat(images)
     targets = [out] if single else [out / f"{i:06d}.png" for i in range(len(images))]
     for image, target in zip(images, targets, strict=True):
         picture = Image.fromarray(image.permute(1, 2, 0).numpy())

@@ -67,17 +67,29 @@ def coding_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _map_chunks(fn: Callable[[int, int], object], count: int, batch_size: int, threads: int | None) -> list:
+Progress = Callable[[int], object]  # called with the image count of each finished chunk (e.g. a tqdm's update)
+
+
+def _map_chunks(fn: Callable[[int, int], object], count: int, batch_size: int, threads: int | None,
+                progress: Progress | None = None) -> list:
     """``fn(start, stop)`` over consecutive chunks of ``count`` images, on ``threads`` threads, results in order.
 
     Chunks are at most ``batch_size`` images, and small enough that every thread gets one."""
     threads = coding_threads() if threads is None else max(1, threads)
     size = max(1, min(batch_size, max(64, math.ceil(count / threads))))
     starts = range(0, count, size)
+
+    def chunk(start: int) -> object:
+        stop = min(start + size, count)
+        result = fn(start, stop)
+        if progress is not None:
+            progress(stop - start)
+        return result
+
     if threads == 1 or len(starts) <= 1:
-        return [fn(start, min(start + size, count)) for start in starts]
+        return [chunk(start) for start in starts]
     with ThreadPoolExecutor(min(threads, len(starts)), thread_name_prefix="jointcodec-coding") as pool:
-        return list(pool.map(lambda start: fn(start, min(start + size, count)), starts))
+        return list(pool.map(chunk, starts))
 
 
 def coding_permutation(fixed: IntegerContext, shape: Shape) -> np.ndarray:
@@ -86,22 +98,24 @@ def coding_permutation(fixed: IntegerContext, shape: Shape) -> np.ndarray:
 
 
 def encode_latents(fixed: IntegerContext, symbols: np.ndarray, batch_size: int | None = None,
-                   threads: int | None = None) -> list[bytes]:
+                   threads: int | None = None, progress: Progress | None = None) -> list[bytes]:
     """Symbols (N, C, H, W) in [0, L) -> one range-coded payload per image. ``batch_size``: images per chunk
-    (default: auto); ``threads``: see ``coding_threads`` (the bytes never depend on either)."""
-    return _encode(fixed, symbols, batch_size, threads, with_bits=False)[0]
+    (default: auto); ``threads``: see ``coding_threads`` (the bytes never depend on either); ``progress``: called
+    with the image count of each chunk coded."""
+    return _encode(fixed, symbols, batch_size, threads, with_bits=False, progress=progress)[0]
 
 
 def encode_latents_with_bits(fixed: IntegerContext, symbols: np.ndarray, batch_size: int | None = None,
-                             threads: int | None = None) -> tuple[list[bytes], np.ndarray]:
+                             threads: int | None = None,
+                             progress: Progress | None = None) -> tuple[list[bytes], np.ndarray]:
     """As ``encode_latents``, plus each image's ideal code length (bits) under the integer frequencies."""
-    payloads, bits = _encode(fixed, symbols, batch_size, threads, with_bits=True)
+    payloads, bits = _encode(fixed, symbols, batch_size, threads, with_bits=True, progress=progress)
     return payloads, bits
 
 
 @one_blas_thread
 def _encode(fixed: IntegerContext, symbols: np.ndarray, batch_size: int | None, threads: int | None,
-            with_bits: bool) -> tuple[list[bytes], np.ndarray | None]:
+            with_bits: bool, progress: Progress | None = None) -> tuple[list[bytes], np.ndarray | None]:
     """The encoder: every symbol is known, so one full pass of the integer network gives every distribution
     (``IntegerContext.logits``), the frequencies come for the whole chunk at once, and each image is one
     constriction call in coding order."""
@@ -121,7 +135,7 @@ def _encode(fixed: IntegerContext, symbols: np.ndarray, batch_size: int | None, 
         payloads = [coder.encode(chunk[i], probs[i]) for i in range(len(chunk))]
         return payloads, code_length_bits(freq, chunk) if with_bits else None
 
-    chunks = _map_chunks(encode_chunk, len(symbols), batch_size or fixed.decode_batch_size(shape), threads)
+    chunks = _map_chunks(encode_chunk, len(symbols), batch_size or fixed.decode_batch_size(shape), threads, progress)
     payloads = [payload for chunk_payloads, _ in chunks for payload in chunk_payloads]
     if not with_bits:
         return payloads, None
@@ -130,9 +144,11 @@ def _encode(fixed: IntegerContext, symbols: np.ndarray, batch_size: int | None, 
 
 @one_blas_thread
 def decode_latents(fixed: IntegerContext, payloads: Sequence[bytes], shape: Shape,
-                   batch_size: int | None = None, threads: int | None = None) -> np.ndarray:
+                   batch_size: int | None = None, threads: int | None = None,
+                   progress: Progress | None = None) -> np.ndarray:
     """Payloads -> symbols (N, C, H, W) int64, decoding ``batch_size`` images together (default: auto),
-    chunks of images on ``threads`` threads (see ``coding_threads``; the symbols never depend on it)."""
+    chunks of images on ``threads`` threads (see ``coding_threads``; the symbols never depend on it);
+    ``progress``: called with the image count of each chunk decoded."""
     channels, height, width = shape
     batch_size = batch_size or fixed.decode_batch_size(shape)
     steps = fixed.coding_order(shape)
@@ -153,5 +169,5 @@ def decode_latents(fixed: IntegerContext, payloads: Sequence[bytes], shape: Shap
             out[start:stop, step.raster] = decoded
             state.set_symbols(step, decoded)
 
-    _map_chunks(decode_chunk, len(payloads), batch_size, threads)
+    _map_chunks(decode_chunk, len(payloads), batch_size, threads, progress)
     return out.reshape(len(payloads), channels, height, width)

@@ -22,6 +22,7 @@ from jointcodec.bitstream import Container, pack
 from jointcodec.data import ImageSet
 from jointcodec.evaluation.evaluate import accuracy_metrics, predict
 from jointcodec.models import JointModel
+from jointcodec.utils import image_bar
 
 
 def evaluate_coded(model: JointModel, data: ImageSet, batch_size: int = 500, bpp_estimated: float | None = None,
@@ -37,12 +38,14 @@ def evaluate_coded(model: JointModel, data: ImageSet, batch_size: int = 500, bpp
     symbols = torch.cat([codec.symbols(data.images[start:start + batch_size], batch_size)
                          for start in range(0, len(data), batch_size)])
     encode_network_s = time.perf_counter() - started
-    encoded = codec.encode_symbols(symbols)
+    with image_bar(len(symbols), "encode", progress) as bar:
+        encoded = codec.encode_symbols(symbols, progress=bar.update)
     blob = encoded.to_bytes()
     encode_s = time.perf_counter() - started
 
     started = time.perf_counter()
-    decoded = codec.decode_symbols(blob)
+    with image_bar(len(symbols), "decode", progress) as bar:
+        decoded = codec.decode_symbols(blob, progress=bar.update)
     decode_done = time.perf_counter()
     logits = codec.logits_of_symbols(decoded, batch_size)
     decode_classify_s = time.perf_counter() - started

@@ -19,6 +19,7 @@ import torch
 from jointcodec.bitstream import Container, CorruptBitstreamError, WrongModelError, pack, unpack
 from jointcodec.data import normalize
 from jointcodec.entropy import FixedPointContext, PayloadDecodeError, decode_latents, encode_latents_with_bits
+from jointcodec.entropy.payloads import Progress
 from jointcodec.errors import ConfigError
 from jointcodec.models import JointModel
 
@@ -76,14 +77,15 @@ class Codec:
             for i in range(0, len(images), batch_size)]
         return torch.cat(out)
 
-    def encode_symbols(self, symbols: torch.Tensor) -> Encoded:
-        """Latent symbols (N, C, h, w) -> a coded container (one payload per image)."""
+    def encode_symbols(self, symbols: torch.Tensor, progress: Progress | None = None) -> Encoded:
+        """Latent symbols (N, C, h, w) -> a coded container (one payload per image). ``progress``: called with
+        the image count of each chunk coded (e.g. a tqdm bar's ``update``)."""
         symbols = torch.as_tensor(symbols, dtype=torch.int64)
         if symbols.ndim != 4 or len(symbols) == 0:
             raise ConfigError(f"symbols must be a non-empty (N, C, H, W) tensor, got {tuple(symbols.shape)}")
         if symbols.min() < 0 or symbols.max() >= self.fixed.levels:
             raise ConfigError(f"symbols must lie in [0, {self.fixed.levels})")
-        payloads, bits = encode_latents_with_bits(self.fixed, symbols)
+        payloads, bits = encode_latents_with_bits(self.fixed, symbols, progress=progress)
         container = Container(self.fingerprint, self.fixed.levels, tuple(symbols.shape[1:]), tuple(payloads))
         return Encoded(container, bits)
 
@@ -107,16 +109,19 @@ class Codec:
                                         f"channels but its model has {self.latent_channels}")
         return container
 
-    def decode_symbols(self, data: bytes | Container, batch_size: int | None = None) -> torch.Tensor:
-        """A bitstream -> its latent symbols (N, C, h, w) int64."""
+    def decode_symbols(self, data: bytes | Container, batch_size: int | None = None,
+                       progress: Progress | None = None) -> torch.Tensor:
+        """A bitstream -> its latent symbols (N, C, h, w) int64; ``progress`` as in ``encode_symbols``."""
         container = self.read(data)
         try:
-            return decode_latents(self.fixed, container.payloads, container.latent_shape, batch_size)
+            return decode_latents(self.fixed, container.payloads, container.latent_shape, batch_size,
+                                  progress=progress)
         except PayloadDecodeError as err:
             raise CorruptBitstreamError(f"corrupt bitstream: a payload does not decode ({err})") from err
 
-    def decompress(self, data: bytes | Container, batch_size: int | None = None) -> Latent:
-        symbols = self.decode_symbols(data, batch_size)
+    def decompress(self, data: bytes | Container, batch_size: int | None = None,
+                   progress: Progress | None = None) -> Latent:
+        symbols = self.decode_symbols(data, batch_size, progress)
         return Latent(symbols, self.model.quantizer.dequantize(symbols))
 
     @torch.no_grad()
@@ -128,9 +133,9 @@ class Codec:
         return torch.cat([self.model.classifier(values[i:i + batch_size].contiguous(
             memory_format=torch.channels_last)).float() for i in range(0, len(values), batch_size)])
 
-    def predict(self, data: bytes | Container) -> torch.Tensor:
-        """A bitstream -> class probabilities (N, classes)."""
-        return torch.softmax(self.logits_of_symbols(self.decode_symbols(data)), dim=1)
+    def predict(self, data: bytes | Container, progress: Progress | None = None) -> torch.Tensor:
+        """A bitstream -> class probabilities (N, classes); ``progress`` follows the decoding."""
+        return torch.softmax(self.logits_of_symbols(self.decode_symbols(data, progress=progress)), dim=1)
 
     def classify(self, data: bytes | Container) -> torch.Tensor:
         """A bitstream -> predicted labels (N,) int64."""
