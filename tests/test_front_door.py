@@ -83,7 +83,14 @@ def test_classify_with_labels_reports_top1(data_dir: Path, tmp_path: Path, monke
     assert f"top-1 {result['top1']:.2f}% ({correct} of 30) against the labels of {spec}" in printed
     assert correct >= 20  # the shipped model: about 89 % on the test split
 
-    # Labels of another slice than the files hold, or the split typed where a file belongs: one line saying why.
+    # Labels of another slice than the files hold, or the split typed where a file belongs: one line saying why;
+    # the label count is checked before anything is decoded.
+    from jointcodec.api import Codec
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded before the labels were checked")
+
+    monkeypatch.setattr(Codec, "predict", no_decoding)
     assert main(["classify", str(bitstream), "--labels", "cifar10:test[:10]"]) == 1
     assert "has 10 labels but the files hold 30 images" in capsys.readouterr().err
     assert main(["classify", spec]) == 1

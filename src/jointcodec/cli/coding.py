@@ -137,15 +137,20 @@ def run_classify(args) -> int:
         raise ConfigError(f"--top-k must be at least 1, got {args.top_k}")
     codec = Codec.load(args.checkpoint)
     classes = codec.classes or []
+    labels = None
+    if args.labels:  # read (and counted, below) before the decoding: a wrong split fails at once
+        labels = read_split(args.labels, codec.config["preset"]["image_size"], args.data_dir,
+                            args.download).labels.tolist()
     predictions = []
     with decoding_bar(codec, args.files, args.progress) as (containers, bar):
+        if labels is not None:
+            check_label_count(len(labels), bar.total, args.labels)
         for name, container in containers:
             predictions.extend({"file": name, **entry} for entry in
                                prediction_entries(codec.predict(container, progress=bar.update), classes, args.top_k))
     report = {"model": codec.fingerprint.hex(), "predictions": predictions}
-    if args.labels:
-        labels = read_split(args.labels, codec.config["preset"]["image_size"], args.data_dir, args.download).labels
-        report.update(labels=args.labels, **top1_against(predictions, labels.tolist(), args.labels))
+    if labels is not None:
+        report.update(labels=args.labels, **top1_against(predictions, labels, args.labels))
     if args.json:
         atomic_write_json(args.json, report)
         print(f"classified {len(predictions)} images from {len(args.files)} files; wrote {args.json}")
@@ -181,12 +186,16 @@ def read_bitstream(name: str) -> bytes:
         raise DataError(f"cannot read {name}: {err.strerror or err}{hint}") from err
 
 
+def check_label_count(labels: int, images: int, spec: str) -> None:
+    if not labels or labels != images:
+        raise DataError(f"--labels {spec} has {labels} labels but the files hold {images} images; "
+                        f"name the split (and slice) the files were encoded from")
+
+
 def top1_against(predictions: list[dict], labels: list[int], spec: str) -> dict:
     """Predictions (in file order) against the labels of the split they were encoded from: ``top1`` (percent) and
     ``correct``; the two must hold as many images."""
-    if not labels or len(labels) != len(predictions):
-        raise DataError(f"--labels {spec} has {len(labels)} labels but the files hold {len(predictions)} images; "
-                        f"name the split (and slice) the files were encoded from")
+    check_label_count(len(labels), len(predictions), spec)
     correct = sum(p["label"] == label for p, label in zip(predictions, labels, strict=True))
     return {"top1": 100.0 * correct / len(labels), "correct": correct}
 
