@@ -150,7 +150,7 @@ def run_classify(args) -> int:
                                prediction_entries(codec.predict(container, progress=bar.update), classes, args.top_k))
     report = {"model": codec.fingerprint.hex(), "predictions": predictions}
     if labels is not None:
-        report.update(labels=args.labels, **top1_against(predictions, labels, args.labels))
+        report.update(labels=args.labels, **top1_against(predictions, labels))
     if args.json:
         atomic_write_json(args.json, report)
         print(f"classified {len(predictions)} images from {len(args.files)} files; wrote {args.json}")
@@ -192,10 +192,9 @@ def check_label_count(labels: int, images: int, spec: str) -> None:
                         f"name the split (and slice) the files were encoded from")
 
 
-def top1_against(predictions: list[dict], labels: list[int], spec: str) -> dict:
+def top1_against(predictions: list[dict], labels: list[int]) -> dict:
     """Predictions (in file order) against the labels of the split they were encoded from: ``top1`` (percent) and
-    ``correct``; the two must hold as many images."""
-    check_label_count(len(labels), len(predictions), spec)
+    ``correct``. ``run_classify`` checked the counts (``check_label_count``) before decoding."""
     correct = sum(p["label"] == label for p, label in zip(predictions, labels, strict=True))
     return {"top1": 100.0 * correct / len(labels), "correct": correct}
 
